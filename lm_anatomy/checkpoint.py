@@ -1,0 +1,97 @@
+"""Orbax checkpoints: the last N by step in `workdir/checkpoints`, the best by val loss in `workdir/best`.
+
+A checkpoint holds the whole train state (step, params, optimizer state, counters) and a small JSON
+`meta` (best val loss so far, wall time). Restoring always goes into an abstract target that carries
+the shardings of the current run, so a run saved under one device layout restores under another.
+If the newest checkpoint cannot be read, the previous one is tried, with a warning.
+"""
+from __future__ import annotations
+
+import logging
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from lm_anatomy.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+
+def _manager(path: pathlib.Path, keep: int, best: bool = False) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, cleanup_tmp_directories=True,
+      best_fn=(lambda m: m['val_loss']) if best else None, best_mode='min',
+      keep_checkpoints_without_metrics=not best)
+  return ocp.CheckpointManager(path.absolute(), options=options)
+
+
+def abstract_like(tree, shardings=None):
+  """ShapeDtypeStructs of `tree` (arrays or ShapeDtypeStructs), carrying `shardings` if given."""
+  if shardings is None:
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, 'sharding', None)), tree)
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+class Checkpointer:
+  def __init__(self, workdir: str | pathlib.Path, keep: int = 3):
+    workdir = pathlib.Path(workdir)
+    self.latest = _manager(workdir / 'checkpoints', keep)
+    self.best = _manager(workdir / 'best', 1, best=True)
+
+  def save(self, step: int, state, meta: dict) -> None:
+    self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                     force=True)
+
+  def save_best(self, step: int, state, meta: dict, val_loss: float) -> None:
+    self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                   metrics={'val_loss': float(val_loss)}, force=True)
+
+  def wait(self) -> None:
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def steps(self, best: bool = False) -> list[int]:
+    return sorted((self.best if best else self.latest).all_steps())
+
+  def restore(self, abstract_state, step: int | None = None, best: bool = False) -> tuple[Any, dict, int] | None:
+    """(state, meta, step) of `step`, or of the newest readable checkpoint; None if there is none."""
+    mngr = self.best if best else self.latest
+    mngr.wait_until_finished()
+    steps = sorted(mngr.all_steps(), reverse=True)
+    if step is not None:
+      if step not in steps:
+        raise CheckpointError(f'no checkpoint at step {step}; available: {sorted(steps)}')
+      steps = [step]
+    for s in steps:
+      try:
+        out = mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                      meta=ocp.args.JsonRestore()))
+        return out['state'], dict(out['meta'] or {}), s
+      except (ValueError, KeyError, TypeError) as e:
+        if _is_mismatch(e):
+          raise CheckpointError(f'checkpoint at step {s} does not fit this model: {_short(e)}. '
+                                'Was the model config changed since it was saved?') from None
+        if step is not None:
+          raise
+        log.warning('checkpoint at step %d could not be restored (%s); trying the previous one', s, _short(e))
+      except Exception as e:  # damaged files: tensorstore, OS and decoding errors
+        if step is not None:
+          raise
+        log.warning('checkpoint at step %d could not be restored (%s); trying the previous one', s, _short(e))
+    return None
+
+  def close(self) -> None:
+    self.wait()
+    self.latest.close()
+    self.best.close()
+
+
+def _short(e: Exception) -> str:
+  return str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+
+
+def _is_mismatch(e: Exception) -> bool:
+  text = str(e).lower()
+  return any(w in text for w in ('shape', 'structure', 'mismatch', 'not compatible', 'dict key'))

@@ -1,0 +1,230 @@
+"""The one config schema every experiment shares, and its validation.
+
+An experiment file calls `base()` and changes what it needs:
+
+    def get_config(arg=None):
+      config = base()
+      config.model.n_layer = 4
+      return config
+
+`validate(config)` runs before anything compiles. Unknown keys, wrong types, bad sizes and unknown
+names get a `ConfigError` that names the key and, where there is a list, the allowed values.
+Keys of `config.model` are the fields of the chosen model's Flax module (minus those that come
+from the data, such as `vocab_size`), so a model's dataclass is its schema.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import ml_collections
+
+from lm_anatomy.errors import ConfigError
+
+DTYPES = ('float32', 'bfloat16', 'float16')
+OPTIMIZERS = ('sgd', 'momentum', 'adam', 'adamw')
+SCHEDULES = ('constant', 'cosine', 'linear')
+PARALLEL_MODES = ('single', 'pmap', 'data', 'fsdp')
+ON_NONFINITE = ('skip', 'stop')
+# Model fields filled in from the dataset, never from the config.
+DATA_FIELDS = ('vocab_size', 'num_classes', 'input_dim', 'pad_id')
+
+
+def base() -> ml_collections.ConfigDict:
+  """Every key an experiment may set, with its default."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.steps = 5000
+  c.batch_size = 64                 # global batch, summed over devices and processes
+  c.eval_every = 250
+  c.eval_batches = 0                # batches per periodic evaluation; 0 = the whole split
+  c.eval_batch_size = 0             # 0 = batch_size
+  c.eval_train = False              # final evaluation also scores the train split
+  c.checkpoint_every = 1000
+  c.keep_checkpoints = 3
+  c.steps_per_dispatch = 1          # train steps per compiled call (lax.scan); cuts dispatch cost
+  c.grad_accum_steps = 1
+  c.dtype = 'float32'               # compute dtype; params and optimizer state stay float32
+  c.on_nonfinite = 'skip'           # NaN/inf loss or grads: skip the update, or stop the run
+
+  c.data = ml_collections.ConfigDict()
+  c.data.corpus = 'tinyshakespeare'
+  c.data.tokenizer = 'char'         # char | byte (more tokenizers arrive with later tasks)
+  c.data.train_fraction = 0.9       # nanoGPT's split: first 90% train, last 10% val
+  c.data.seq_len = 0                # 0 = model.block_size
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = 'causal_lm'
+  c.task.label_smoothing = 0.0
+  c.task.l2 = 0.0                   # λ of the L2 penalty λ·½Σθ² over matrices
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = 'adamw'
+  c.optimizer.lr = 1e-3
+  c.optimizer.min_lr = 1e-4         # floor of the decay
+  c.optimizer.schedule = 'cosine'
+  c.optimizer.warmup_steps = 100
+  c.optimizer.decay_steps = 0       # 0 = steps
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.99
+  c.optimizer.eps = 1e-8
+  c.optimizer.weight_decay = 0.1    # applied to matrices (ndim >= 2) only
+  c.optimizer.momentum = 0.9        # for 'momentum'
+  c.optimizer.nesterov = False
+  c.optimizer.grad_clip = 1.0       # global norm; 0 = off
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.mode = 'single'
+  c.parallel.distributed = False    # call jax.distributed.initialize (multi-host)
+  c.parallel.coordinator_address = ''  # host:port; '' = from the cluster's environment
+  c.parallel.num_processes = 0      # 0 = from the cluster's environment
+  c.parallel.process_id = -1        # -1 = from the cluster's environment
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = 'gpt'
+  return c
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+  if default is None:
+    return True
+  if value is None:
+    return False
+  if isinstance(default, bool):
+    return isinstance(value, bool)
+  if isinstance(default, float):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+  if isinstance(default, int):
+    return isinstance(value, int) and not isinstance(value, bool)
+  if isinstance(default, (tuple, list)):
+    return isinstance(value, (tuple, list))
+  return isinstance(value, type(default))
+
+
+def _check_section(values: dict, schema: dict, where: str) -> None:
+  for key, value in values.items():
+    path = f'{where}{key}'
+    if key not in schema:
+      raise ConfigError(f'unknown config key {path!r}; allowed keys: {sorted(schema)}')
+    default = schema[key]
+    if isinstance(default, dict) != isinstance(value, dict):
+      raise ConfigError(f'config key {path!r} must be {"a section" if isinstance(default, dict) else "a value"}')
+    if isinstance(default, dict):
+      _check_section(value, default, path + '.')
+    elif not _type_ok(value, default):
+      raise ConfigError(
+          f'config key {path!r} must be {type(default).__name__}, got {type(value).__name__} ({value!r})')
+    elif isinstance(value, float) and not math.isfinite(value):
+      raise ConfigError(f'config key {path!r} must be finite, got {value!r}')
+
+
+def _choice(value: Any, allowed, key: str) -> None:
+  if value not in allowed:
+    raise ConfigError(f'unknown value {key}={value!r}; choose one of {list(allowed)}')
+
+
+def _positive(config, *keys: str) -> None:
+  for key in keys:
+    value = config
+    for part in key.split('.'):
+      value = value[part]
+    if value <= 0:
+      raise ConfigError(f'config key {key!r} must be > 0, got {value!r}')
+
+
+def model_schema(model_cls) -> dict[str, Any]:
+  """The configurable fields of a Flax module and their defaults (those from the data excluded)."""
+  schema = {}
+  for f in dataclasses.fields(model_cls):
+    if f.name in ('parent', 'name') or f.name in DATA_FIELDS or not f.init:
+      continue
+    if f.default is not dataclasses.MISSING:
+      schema[f.name] = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+      schema[f.name] = f.default_factory()
+    else:
+      schema[f.name] = None
+  return schema
+
+
+def to_dict(config) -> dict:
+  return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks keys, types, sizes and names; returns the config. Raises ConfigError naming the key."""
+  from lm_anatomy import registry
+  import lm_anatomy.data  # noqa: F401  (registers corpora)
+  import lm_anatomy.models  # noqa: F401  (registers models)
+  import lm_anatomy.tasks  # noqa: F401  (registers tasks)
+
+  values = to_dict(config)
+  schema = to_dict(base())
+  model_values = dict(values.get('model', {}))
+  schema.pop('model')
+  values.pop('model', None)
+  _check_section(values, schema, '')
+
+  if 'name' not in model_values:
+    raise ConfigError(f"config key 'model.name' is missing; choose one of {registry.MODELS.names()}")
+  model_cls = registry.MODELS.get(model_values['name'], 'model.name')
+  mschema = {'name': ''} | model_schema(model_cls)
+  for key in model_values:
+    if key in DATA_FIELDS:
+      raise ConfigError(f'config key model.{key} comes from the data; set it through the data section')
+  if 'dtype' in model_values:
+    raise ConfigError("set the compute dtype with the top-level key 'dtype', not 'model.dtype'")
+  _check_section(model_values, {k: v for k, v in mschema.items() if k != 'dtype'}, 'model.')
+
+  _positive(config, 'steps', 'batch_size', 'eval_every', 'checkpoint_every', 'keep_checkpoints',
+            'steps_per_dispatch', 'grad_accum_steps')
+  if config.eval_batches < 0 or config.eval_batch_size < 0:
+    raise ConfigError('eval_batches and eval_batch_size must be >= 0')
+  _choice(config.dtype, DTYPES, 'dtype')
+  _choice(config.on_nonfinite, ON_NONFINITE, 'on_nonfinite')
+  _choice(config.optimizer.name, OPTIMIZERS, 'optimizer.name')
+  _choice(config.optimizer.schedule, SCHEDULES, 'optimizer.schedule')
+  _choice(config.parallel.mode, PARALLEL_MODES, 'parallel.mode')
+  registry.CORPORA.get(config.data.corpus, 'data.corpus')
+  registry.TASKS.get(config.task.name, 'task.name')
+  if not 0.0 < config.data.train_fraction < 1.0:
+    raise ConfigError(f'data.train_fraction must be in (0, 1), got {config.data.train_fraction}')
+  if config.optimizer.lr <= 0:
+    raise ConfigError(f'optimizer.lr must be > 0, got {config.optimizer.lr}')
+  if config.optimizer.warmup_steps < 0 or config.optimizer.min_lr < 0:
+    raise ConfigError('optimizer.warmup_steps and optimizer.min_lr must be >= 0')
+  if config.optimizer.min_lr > config.optimizer.lr:
+    raise ConfigError(f'optimizer.min_lr ({config.optimizer.min_lr}) exceeds optimizer.lr ({config.optimizer.lr})')
+  k = config.steps_per_dispatch
+  for key in ('eval_every', 'checkpoint_every'):
+    if config[key] % k:
+      raise ConfigError(f'{key} ({config[key]}) must be a multiple of steps_per_dispatch ({k})')
+  if config.batch_size % config.grad_accum_steps:
+    raise ConfigError(
+        f'batch_size ({config.batch_size}) must be divisible by grad_accum_steps ({config.grad_accum_steps})')
+  if config.task.label_smoothing < 0 or config.task.label_smoothing >= 1:
+    raise ConfigError(f'task.label_smoothing must be in [0, 1), got {config.task.label_smoothing}')
+  check = getattr(model_cls, 'check_config', None)
+  if check is not None:
+    check(config.model)
+  return config
+
+
+def model_kwargs(config, model_cls, info: dict) -> dict:
+  """Constructor arguments for the model: its config section, the data's sizes and the dtype."""
+  names = {f.name for f in dataclasses.fields(model_cls)}
+  kwargs = {k: v for k, v in to_dict(config.model).items() if k != 'name'}
+  kwargs.update({k: v for k, v in info.items() if k in names and k in DATA_FIELDS})
+  if 'dtype' in names:
+    kwargs['dtype'] = config.dtype
+  return kwargs
+
+
+def seq_len(config) -> int:
+  """Training sequence length: data.seq_len, or the model's block_size."""
+  return config.data.seq_len or config.model.get('block_size', 0)
+
+
+def from_json(d: dict) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(d)

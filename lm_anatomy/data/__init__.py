@@ -1,0 +1,18 @@
+"""Data: corpora by name, tokenizers, and datasets whose batches are pure functions of (seed, step).
+
+A dataset offers:
+  info                      sizes the model needs, e.g. {'vocab_size': 65}
+  tokenizer                 with encode/decode and to_json (saved beside the run)
+  train_split, eval_splits  split names
+  train_batch(step, batch_size) -> dict of numpy arrays, this process's rows of global batch `step`
+  eval_batches(split, batch_size, max_batches=0) -> iterator of such dicts, padded with weight 0
+  example_batch(batch_size) -> a batch with the right shapes, for initialisation
+"""
+from lm_anatomy.data import corpora, text, tokenizers  # noqa: F401  (registers corpora)
+from lm_anatomy.registry import CORPORA
+
+
+def build(config, process_index: int = 0, process_count: int = 1):
+  """The dataset of `config.data.corpus`, for this process."""
+  corpus = CORPORA.get(config.data.corpus, 'data.corpus')
+  return corpus.build(corpus, config, process_index, process_count)

@@ -1,0 +1,118 @@
+"""Language-model datasets over one long token stream (nanoGPT's setup).
+
+Training batches are random windows of `seq_len + 1` tokens. Batch `step` is a pure function of
+(seed, step): its window offsets come from `np.random.default_rng([seed, step])`, and process `p`
+of `P` keeps rows `[p·B/P, (p+1)·B/P)` of the global batch, so a resumed or multi-host run sees
+exactly the batches of an uninterrupted single-process run.
+
+Evaluation covers a split with non-overlapping blocks: block i predicts tokens
+`x[i·T+1 : (i+1)·T+1]` from `x[i·T : (i+1)·T]`, so every token but the first is scored once.
+The last batch is padded with rows of weight 0.
+
+Batches are dicts of numpy arrays:
+  inputs  [batch, seq_len] int32
+  targets [batch, seq_len] int32
+  weights [batch, seq_len] float32  (1 for scored positions, 0 for padding)
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from lm_anatomy import config as config_lib
+from lm_anatomy.data import corpora, tokenizers
+from lm_anatomy.errors import ConfigError
+
+
+def rows_of_process(batch_size: int, process_index: int, process_count: int) -> slice:
+  if batch_size % process_count:
+    raise ConfigError(f'batch_size ({batch_size}) must be divisible by the process count ({process_count})')
+  per = batch_size // process_count
+  return slice(process_index * per, (process_index + 1) * per)
+
+
+class StreamLM:
+  """Random windows for training, non-overlapping blocks for evaluation."""
+
+  def __init__(self, splits: dict[str, np.ndarray], tokenizer, seq_len: int, seed: int,
+               process_index: int = 0, process_count: int = 1, chars_per_token: float = 1.0):
+    if seq_len <= 0:
+      raise ConfigError('the sequence length (model.block_size or data.seq_len) must be > 0')
+    for name, ids in splits.items():
+      if len(ids) <= seq_len + 1:
+        raise ConfigError(f'model.block_size / data.seq_len ({seq_len}) is larger than the {name} split '
+                          f'({len(ids)} tokens)')
+    self.splits = splits
+    self.tokenizer = tokenizer
+    self.seq_len = seq_len
+    self.seed = seed
+    self.process_index = process_index
+    self.process_count = process_count
+    self.chars_per_token = chars_per_token
+    self.info = {'vocab_size': tokenizer.vocab_size}
+    self.train_split = 'train'
+    self.eval_splits = [s for s in splits if s != 'train']
+
+  def tokens_per_example(self) -> int:
+    return self.seq_len
+
+  def _windows(self, ids: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
+    idx = starts[:, None] + np.arange(self.seq_len + 1)[None, :]
+    w = ids[idx]
+    return {'inputs': w[:, :-1], 'targets': w[:, 1:],
+            'weights': np.ones((len(starts), self.seq_len), np.float32)}
+
+  def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
+    """This process's rows of global batch `step`."""
+    ids = self.splits[self.train_split]
+    rng = np.random.default_rng([self.seed, step])
+    starts = rng.integers(0, len(ids) - self.seq_len - 1, size=batch_size)
+    return self._windows(ids, starts[rows_of_process(batch_size, self.process_index, self.process_count)])
+
+  def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
+    return self.train_batch(0, batch_size)
+
+  def num_eval_blocks(self, split: str) -> int:
+    return -(-(len(self.splits[split]) - 1) // self.seq_len)
+
+  def eval_batches(self, split: str, batch_size: int, max_batches: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    """Batches covering `split` (or a fixed, evenly spaced subset of `max_batches` batches)."""
+    ids = self.splits[split]
+    T = self.seq_len
+    n_blocks = self.num_eval_blocks(split)
+    blocks = np.arange(n_blocks)
+    if max_batches and max_batches * batch_size < n_blocks:
+      blocks = np.linspace(0, n_blocks - 1, max_batches * batch_size).astype(np.int64)
+    padded = np.concatenate([ids, np.zeros(T + 1, ids.dtype)])
+    rows = rows_of_process(batch_size, self.process_index, self.process_count)
+    for b in range(0, len(blocks), batch_size):
+      chosen = blocks[b:b + batch_size]
+      n = len(chosen)
+      chosen = np.concatenate([chosen, np.zeros(batch_size - n, np.int64)])
+      starts = chosen * T
+      batch = self._windows(padded, starts)
+      # Positions past the end of the split, and padding rows, score nothing.
+      pos = starts[:, None] + 1 + np.arange(T)[None, :]
+      batch['weights'] = ((pos < len(ids)) & (np.arange(batch_size) < n)[:, None]).astype(np.float32)
+      yield {k: v[rows] for k, v in batch.items()}
+
+
+def build_stream(corpus: corpora.Corpus, config, process_index: int = 0, process_count: int = 1) -> StreamLM:
+  """One text file, nanoGPT's split: the first `train_fraction` of tokens train, the rest val."""
+  text = corpora.read_text(corpora.locate(corpus.files['text']))
+  tok = tokenizers.fit(config.data.tokenizer, text)
+  ids = tok.encode(text)
+  n = int(len(ids) * config.data.train_fraction)
+  return StreamLM({'train': ids[:n], 'val': ids[n:]}, tok, config_lib.seq_len(config), config.seed,
+                  process_index, process_count, chars_per_token=len(text) / max(len(ids), 1))
+
+
+corpora.register(corpora.Corpus(
+    name='tinyshakespeare',
+    files={'text': corpora.CorpusFile(
+        path='tinyshakespeare/input.txt',
+        url='https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt',
+        sha256='86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed')},
+    build=build_stream,
+    description="Karpathy's tiny Shakespeare, 1.1M characters (char-rnn, nanoGPT)."))

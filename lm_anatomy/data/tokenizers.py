@@ -1,0 +1,99 @@
+"""Tokenizers: text ↔ integer ids. Each saves to and loads from one JSON file beside a run."""
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Sequence
+
+import numpy as np
+
+from lm_anatomy.errors import ConfigError, DataError
+
+
+class CharTokenizer:
+  """One id per character: the sorted characters of the training text, after any special tokens."""
+  kind = 'char'
+
+  def __init__(self, chars: Sequence[str], specials: Sequence[str] = ()):
+    self.specials = list(specials)
+    self.chars = list(chars)
+    self.itos = self.specials + self.chars
+    self.stoi = {c: i for i, c in enumerate(self.itos)}
+    self._lut = None
+
+  @classmethod
+  def fit(cls, text: str, specials: Sequence[str] = ()) -> 'CharTokenizer':
+    return cls(sorted(set(text)), specials)
+
+  @property
+  def vocab_size(self) -> int:
+    return len(self.itos)
+
+  def encode(self, text: str) -> np.ndarray:
+    """[len(text)] int32 ids. A character outside the vocabulary raises DataError naming it."""
+    if text.isascii() and len(text) > 256:
+      if self._lut is None:
+        self._lut = np.full(128, -1, np.int32)
+        for c, i in self.stoi.items():
+          if len(c) == 1 and ord(c) < 128:
+            self._lut[ord(c)] = i
+      ids = self._lut[np.frombuffer(text.encode('ascii'), np.uint8)]
+      if (ids >= 0).all():
+        return ids
+    try:
+      return np.array([self.stoi[c] for c in text], np.int32)
+    except KeyError as e:
+      pos = text.index(e.args[0])
+      raise DataError(f'character {e.args[0]!r} at position {pos} is not in the vocabulary '
+                      f'({self.vocab_size} symbols: {"".join(self.chars)!r})') from None
+
+  def decode(self, ids) -> str:
+    return ''.join(self.itos[int(i)] for i in ids)
+
+  def to_json(self) -> dict:
+    return {'type': self.kind, 'chars': self.chars, 'specials': self.specials}
+
+
+class ByteTokenizer:
+  """UTF-8 bytes: 256 ids, no unknown symbols."""
+  kind = 'byte'
+  vocab_size = 256
+
+  @classmethod
+  def fit(cls, text: str = '') -> 'ByteTokenizer':
+    return cls()
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.frombuffer(text.encode('utf-8'), np.uint8).astype(np.int32)
+
+  def decode(self, ids) -> str:
+    return bytes(int(i) for i in ids).decode('utf-8', errors='replace')
+
+  def to_json(self) -> dict:
+    return {'type': self.kind}
+
+
+KINDS = {'char': CharTokenizer, 'byte': ByteTokenizer}
+
+
+def fit(kind: str, text: str):
+  if kind not in KINDS:
+    raise ConfigError(f'unknown tokenizer data.tokenizer={kind!r}; choose one of {sorted(KINDS)}')
+  return KINDS[kind].fit(text)
+
+
+def from_json(d: dict):
+  kind = d['type']
+  if kind == 'char':
+    return CharTokenizer(d['chars'], d.get('specials', ()))
+  if kind == 'byte':
+    return ByteTokenizer()
+  raise DataError(f'unknown tokenizer type {kind!r} in saved tokenizer')
+
+
+def save(tok, path: pathlib.Path) -> None:
+  pathlib.Path(path).write_text(json.dumps(tok.to_json(), ensure_ascii=False))
+
+
+def load(path: pathlib.Path):
+  return from_json(json.loads(pathlib.Path(path).read_text()))

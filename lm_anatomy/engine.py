@@ -1,0 +1,341 @@
+"""The training engine: pure, jitted train and eval steps, and the loop around them.
+
+It knows no architecture by name. From the config it gets a dataset, a model (by registry name), a
+task (batch → loss and metric sums), an optimizer and a parallel strategy, and it runs
+
+    state ← train_step(state, batch_s)   for s = start … steps − 1
+
+with evaluation every `eval_every` steps, checkpoints every `checkpoint_every` steps, a progress
+bar, `metrics.jsonl` and TensorBoard events in the workdir. Batch s and its dropout key are pure
+functions of (seed, s), so a run that stops and resumes is bitwise identical to one that does not.
+
+`steps_per_dispatch = k` runs k steps per compiled call with `lax.scan`; chunks always start at
+multiples of k, so interrupted and uninterrupted runs execute the same programs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pathlib
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from lm_anatomy import checkpoint as ckpt_lib
+from lm_anatomy import config as config_lib
+from lm_anatomy import data as data_lib
+from lm_anatomy import models, optim, parallel, tasks
+from lm_anatomy.data import tokenizers
+from lm_anatomy.errors import CheckpointError, LmAnatomyError
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(LmAnatomyError, FloatingPointError):
+  """A NaN or inf appeared in the loss or gradients and `on_nonfinite='stop'`."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array      # int32 []
+  params: Any
+  opt_state: Any
+  skipped: jax.Array   # int32 []: updates skipped for non-finite loss or gradients
+
+
+def create_state(task, tx, rng, example_batch) -> TrainState:
+  params = task.init(rng, example_batch)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                    skipped=jnp.zeros((), jnp.int32))
+
+
+def _split_micro(batch, k: int):
+  return jax.tree.map(lambda x: x.reshape(k, x.shape[0] // k, *x.shape[1:]), batch)
+
+
+def make_train_step(task, tx, schedule, strategy, grad_accum: int = 1) -> Callable:
+  """train_step(state, batch, base_rng) -> (state, metrics). Pure; jit it through a strategy.
+
+  Objective: Σ_micro (Σ w ℓ) / Σ w + λ R(θ), so k micro-batches give the large-batch gradient.
+  Non-finite loss or gradients leave the state unchanged (and count in `skipped`).
+  """
+  def step(state: TrainState, batch, base_rng):
+    rng = jax.random.fold_in(base_rng, state.step)
+    total_weight = strategy.total(jnp.sum(batch['weights'].astype(jnp.float32)))
+
+    def objective(params, micro, micro_rng):
+      loss_sum, sums = task.loss(params, micro, micro_rng, train=True)
+      return loss_sum / jnp.maximum(total_weight, 1e-12), sums
+
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
+    if grad_accum == 1:
+      (_, sums), grads = grad_fn(state.params, batch, rng)
+    else:
+      def accumulate(carry, xs):
+        micro, i = xs
+        (_, s), g = grad_fn(state.params, micro, jax.random.fold_in(rng, i))
+        return jax.tree.map(jnp.add, carry, (g, s)), None
+      micro_batches = _split_micro(batch, grad_accum)
+      sums_shape = jax.eval_shape(lambda: objective(state.params, jax.tree.map(lambda x: x[0], micro_batches), rng)[1])
+      init = (jax.tree.map(jnp.zeros_like, state.params), jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape))
+      (grads, sums), _ = jax.lax.scan(accumulate, init, (micro_batches, jnp.arange(grad_accum)))
+    reg, reg_grads = jax.value_and_grad(task.regularizer)(state.params)
+    grads = jax.tree.map(jnp.add, strategy.total(grads), reg_grads)
+    sums = strategy.total(sums)
+    loss = sums['loss'] / jnp.maximum(sums['weight'], 1e-12)
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
+                           opt_state=keep(opt_state, state.opt_state),
+                           skipped=state.skipped + (~finite).astype(jnp.int32))
+    metrics = {'loss': loss, 'objective': loss + reg, 'grad_norm': grad_norm, 'lr': schedule(state.step),
+               'finite': finite}
+    return new_state, metrics
+  return step
+
+
+def make_train_chunk(step_fn: Callable) -> Callable:
+  """chunk(state, batches, base_rng): `step_fn` over the leading (step) axis of `batches` with lax.scan."""
+  def chunk(state, batches, base_rng):
+    return jax.lax.scan(lambda s, b: step_fn(s, b, base_rng), state, batches)
+  return chunk
+
+
+def make_eval_step(task) -> Callable:
+  def eval_step(params, batch):
+    _, sums = task.loss(params, batch, None, train=False)
+    return sums
+  return eval_step
+
+
+def evaluate(eval_fn, params, dataset, split: str, batch_size: int, strategy, max_batches: int = 0) -> dict:
+  """Metric sums over `split` (float64, on the host)."""
+  total: dict[str, float] = {}
+  for batch in dataset.eval_batches(split, batch_size, max_batches):
+    sums = jax.device_get(eval_fn(params, strategy.put_batch(batch)))
+    for k, v in sums.items():
+      total[k] = total.get(k, 0.0) + float(v)
+  return total
+
+
+class MetricWriter:
+  """metrics.jsonl (one JSON object per evaluation) and TensorBoard events, written by process 0."""
+
+  def __init__(self, workdir: pathlib.Path, enabled: bool, resume_step: int):
+    self.enabled = enabled
+    self.path = workdir / 'metrics.jsonl'
+    self.tb = None
+    if not enabled:
+      return
+    if self.path.exists():  # drop records from beyond the checkpoint we resume from
+      keep = [l for l in self.path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= resume_step]
+      self.path.write_text(''.join(l + '\n' for l in keep))
+    from tensorboardX import SummaryWriter
+    self.tb = SummaryWriter(str(workdir / 'tensorboard'), flush_secs=30)
+
+  def write(self, record: dict) -> None:
+    if not self.enabled:
+      return
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    for k, v in record.items():
+      if k != 'step' and isinstance(v, (int, float)) and math.isfinite(v):
+        self.tb.add_scalar(k, v, record['step'])
+
+  def close(self) -> None:
+    if self.tb is not None:
+      self.tb.close()
+
+
+class _StopFlag:
+  """Set by SIGTERM / SIGINT: the loop finishes its step, saves and exits cleanly."""
+
+  def __init__(self):
+    self.signal = None
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    if self.signal is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt  # a second Ctrl-C aborts at once
+    self.signal = signum
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+
+
+def example_spec(batch: dict) -> dict:
+  return {k: [list(v.shape), str(v.dtype)] for k, v in batch.items()}
+
+
+def batch_from_spec(spec: dict) -> dict:
+  return {k: np.zeros(shape, dtype) for k, (shape, dtype) in spec.items()}
+
+
+def _check_resume_config(workdir: pathlib.Path, config) -> None:
+  path = workdir / 'config.json'
+  if not path.exists():
+    return
+  old = json.loads(path.read_text())
+  new = config_lib.to_dict(config)
+  changed = [f'model.{k}: {old.get("model", {}).get(k)!r} → {new["model"].get(k)!r}'
+             for k in sorted(set(old.get('model', {})) | set(new['model']))
+             if old.get('model', {}).get(k) != new['model'].get(k)]
+  if changed:
+    raise CheckpointError(f'{workdir} holds a run with a different model ({"; ".join(changed)}); '
+                          'use a new --workdir or the original model config')
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_after: int | None = None,
+          progress: bool = True) -> dict:
+  """Trains (or resumes) the run in `workdir`. Returns the last evaluation's metrics."""
+  config_lib.validate(config)
+  workdir = pathlib.Path(workdir)
+  strategy = parallel.build(config.parallel)
+  strategy.check_batch(config.batch_size)
+  if config.eval_batch_size:
+    strategy.check_batch(config.eval_batch_size, 'eval_batch_size')
+  lead = strategy.process_index == 0
+  dataset = data_lib.build(config, strategy.process_index, strategy.process_count)
+  model = models.build(config, dataset.info)
+  task = tasks.build(config, model, dataset)
+  tx, schedule = optim.build(config.optimizer, config.steps)
+
+  k = config.steps_per_dispatch
+  end = config.steps
+  if stop_after is not None:
+    end = min(end, -(-stop_after // k) * k)
+    if end != stop_after:
+      log.info('stop_after=%d rounded up to %d, a multiple of steps_per_dispatch', stop_after, end)
+
+  if lead:
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_resume_config(workdir, config)
+    (workdir / 'config.json').write_text(json.dumps(config_lib.to_dict(config), indent=2))
+    tokenizers.save(dataset.tokenizer, workdir / 'tokenizer.json')
+    example = dataset.example_batch(config.batch_size // strategy.process_count)
+    info = dict(dataset.info, chars_per_token=getattr(dataset, 'chars_per_token', 1.0),
+                example=example_spec({k: v[:1] for k, v in example.items()}))
+    (workdir / 'data_info.json').write_text(json.dumps(info, indent=2))
+
+  base_rng = jax.random.key(config.seed)
+  init_rng, dropout_rng = jax.random.fold_in(base_rng, 0), jax.random.fold_in(base_rng, 1)
+  example = {k: v[:1] for k, v in dataset.example_batch(config.batch_size // strategy.process_count).items()}
+  init_fn = lambda r: create_state(task, tx, r, example)
+  abstract = jax.eval_shape(init_fn, init_rng)
+  state_sharding = strategy.state_sharding(abstract)
+  checkpointer = ckpt_lib.Checkpointer(workdir, config.keep_checkpoints)
+  restored = checkpointer.restore(ckpt_lib.abstract_like(abstract, state_sharding))
+  if restored is None:
+    state, _ = strategy.init_state(init_fn, init_rng, abstract)
+    meta = {'best_val_loss': None, 'train_seconds': 0.0}
+  else:
+    state, meta, _ = restored
+  start = int(jax.device_get(state.step))
+  if lead and start:
+    log.info('resumed from step %d in %s', start, workdir)
+
+  train_chunk = strategy.compile_train(
+      make_train_chunk(make_train_step(task, tx, schedule, strategy, config.grad_accum_steps)), state_sharding)
+  eval_fn = strategy.compile_eval(make_eval_step(task), state_sharding.params)
+  eval_bs = config.eval_batch_size or config.batch_size
+  local_bs = config.batch_size // strategy.process_count
+  tokens_per_step = config.batch_size * getattr(dataset, 'tokens_per_example', lambda: 1)()
+  writer = MetricWriter(workdir, lead, start)
+  primary = dataset.eval_splits[0] if dataset.eval_splits else None
+
+  def chunk_batches(s: int) -> tuple[int, dict]:
+    n = min(k - s % k, end - s)
+    per_step = [dataset.train_batch(t, config.batch_size) for t in range(s, s + n)]
+    return n, {key: np.stack([b[key] for b in per_step]) for key in per_step[0]}
+
+  def run_eval(step: int, final: bool) -> dict:
+    record = {'step': step}
+    for split in dataset.eval_splits + (['train'] if final and config.eval_train else []):
+      sums = evaluate(eval_fn, state.params, dataset, split, eval_bs, strategy,
+                      0 if final else config.eval_batches)
+      record.update(task.finalize(sums, f'{split}_'))
+    return record
+
+  last = {}
+  train_losses: list[float] = []
+  train_time = 0.0
+  bar = None
+  if progress and lead:
+    from tqdm.auto import tqdm
+    bar = tqdm(total=end, initial=start, unit='step', dynamic_ncols=True, desc=workdir.name)
+  step = start
+  try:
+    with _StopFlag() as stop_flag:
+      pending = chunk_batches(step) if step < end else None
+      while step < end:
+        n, batches = pending
+        t0 = time.perf_counter()
+        state, metrics = train_chunk(state, strategy.put_batch(batches, 1), dropout_rng)
+        nxt = step + n
+        pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
+        metrics = jax.device_get(metrics)
+        dt = time.perf_counter() - t0
+        train_time += dt
+        if not metrics['finite'].all():
+          bad = step + int(np.argmin(metrics['finite']))
+          if config.on_nonfinite == 'stop':
+            raise NonFiniteError(f'non-finite loss or gradients at step {bad} (loss {metrics["loss"][bad - step]}); '
+                                 'the update was not applied and no checkpoint holds it. '
+                                 "Set on_nonfinite='skip' to skip such updates.")
+          log.warning('non-finite loss or gradients at step %d: update skipped', bad)
+        train_losses.extend(float(x) for x, f in zip(metrics['loss'], metrics['finite']) if f)
+        step = nxt
+        if bar is not None:
+          bar.update(n)
+          bar.set_postfix(loss=f'{metrics["loss"][-1]:.4f}', tok_s=f'{tokens_per_step * n / dt:,.0f}', refresh=False)
+        final = step == config.steps
+        if (step % config.eval_every == 0 or final) and primary is not None:
+          record = run_eval(step, final)
+          record.update(train_loss=float(np.mean(train_losses)) if train_losses else float('nan'),
+                        tokens_per_sec=tokens_per_step * (len(train_losses) or 1) / max(train_time, 1e-9),
+                        lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(state.skipped)),
+                        elapsed_sec=meta.get('train_seconds', 0.0) + train_time)
+          train_losses = []
+          meta['train_seconds'] = meta.get('train_seconds', 0.0) + train_time
+          train_time = 0.0
+          writer.write(record)
+          last = record
+          val = record.get(f'{primary}_loss')
+          if val is not None and math.isfinite(val) and (meta.get('best_val_loss') is None or val < meta['best_val_loss']):
+            meta['best_val_loss'] = val
+            checkpointer.save_best(step, state, dict(meta), val)
+          if bar is not None:
+            bar.write(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in record.items()
+                                                   if k.endswith(('_loss', '_accuracy')) and isinstance(v, float)))
+        if step % config.checkpoint_every == 0 or step == end or stop_flag.signal is not None:
+          meta['train_seconds'] = meta.get('train_seconds', 0.0) + train_time
+          train_time = 0.0
+          checkpointer.save(step, state, dict(meta))
+        if stop_flag.signal is not None:
+          log.warning('signal %d: saved a checkpoint at step %d; run the same command to resume', stop_flag.signal, step)
+          break
+  finally:
+    if bar is not None:
+      bar.close()
+    checkpointer.close()
+    writer.close()
+  return last

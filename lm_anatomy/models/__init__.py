@@ -1,0 +1,19 @@
+"""Models, one architecture per file, registered by name in `lm_anatomy.registry.MODELS`.
+
+A model is a Flax Linen module whose dataclass fields are its config (`config.model.*`); fields
+named in `config.DATA_FIELDS` (such as `vocab_size`) are filled in from the dataset.
+Optional methods the engine and reports use when present:
+  check_config(cfg)                   static; raise ConfigError for bad sizes
+  num_params(params)                  parameter count (for reports)
+  flops_per_token(seq_len, params)    training FLOPs per token (for MFU)
+  context_limit()                     tokens of context the model can see
+"""
+from lm_anatomy import config as config_lib
+from lm_anatomy.models import gpt  # noqa: F401  (registers 'gpt')
+from lm_anatomy.registry import MODELS
+
+
+def build(config, info: dict):
+  """The model named by `config.model.name`, sized from the config and the data's `info`."""
+  cls = MODELS.get(config.model.name, 'model.name')
+  return cls(**config_lib.model_kwargs(config, cls, info))

@@ -1,0 +1,95 @@
+"""GPT-2: a decoder-only Transformer language model (Radford et al. 2019), in nanoGPT's names.
+
+For input tokens x_1 … x_T (T ≤ block_size):
+  h⁰_t = E[x_t] + P[t]                                     E: [vocab, d] tokens, P: [block_size, d] positions
+  hˡ = Blockˡ(hˡ⁻¹),  l = 1 … n_layer                      pre-LN blocks with causal self-attention
+       Blockˡ(h) :  h ← h + MultiHead_causal(LN_1(h));  h ← h + MLP(LN_2(h))
+  logits_t = LN_f(h^L_t) Eᵀ                                tied output embedding
+  p(x_{t+1} | x_≤t) = softmax(logits_t)
+
+Attention at position t sees positions ≤ t only (mask M_ts = −∞ for s > t). The MLP is
+GELU(h W_1 + b_1) W_2 + b_2 with W_1: [d, 4d]. Dropout follows the embeddings, the attention weights,
+and each residual branch. Initialisation follows GPT-2: N(0, 0.02²), with the residual output
+projections scaled by 1/√(2·n_layer); biases zero.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lm_anatomy.errors import ConfigError
+from lm_anatomy.models import layers
+from lm_anatomy.registry import MODELS
+
+
+@MODELS.register('gpt')
+class GPT(nn.Module):
+  """idx: [batch, length] int32 → logits [batch, length, vocab_size] float32."""
+  vocab_size: int = 0
+  block_size: int = 256
+  n_layer: int = 6
+  n_head: int = 6
+  n_embd: int = 384
+  dropout: float = 0.0
+  bias: bool = True
+  activation: str = 'gelu_tanh'
+  layer_norm_eps: float = 1e-5
+  attention_impl: str = 'auto'
+  dtype: str = 'float32'
+
+  @staticmethod
+  def check_config(cfg) -> None:
+    if cfg.get('n_embd', 384) % cfg.get('n_head', 6):
+      raise ConfigError(f"model.n_embd ({cfg.get('n_embd', 384)}) must be divisible by "
+                        f"model.n_head ({cfg.get('n_head', 6)})")
+    if cfg.get('activation', 'gelu_tanh') not in layers.ACTIVATIONS:
+      raise ConfigError(f"unknown model.activation={cfg.activation!r}; choose one of {sorted(layers.ACTIVATIONS)}")
+    if cfg.get('attention_impl', 'auto') not in layers.ATTENTION_IMPLS:
+      raise ConfigError(f"unknown model.attention_impl={cfg.attention_impl!r}; choose one of {list(layers.ATTENTION_IMPLS)}")
+    for key in ('block_size', 'n_layer', 'n_head', 'n_embd'):
+      if cfg.get(key, 1) <= 0:
+        raise ConfigError(f'model.{key} must be > 0, got {cfg[key]}')
+    if not 0.0 <= cfg.get('dropout', 0.0) < 1.0:
+      raise ConfigError(f'model.dropout must be in [0, 1), got {cfg.dropout}')
+
+  @nn.compact
+  def __call__(self, idx, *, train: bool = False, decode: bool = False):
+    B, T = idx.shape
+    dtype = jnp.dtype(self.dtype)
+    wte = nn.Embed(self.vocab_size, self.n_embd, embedding_init=layers.normal(0.02), name='wte')
+    wpe = self.param('wpe', layers.normal(0.02), (self.block_size, self.n_embd), jnp.float32)
+    if decode:
+      # Position of the first new token: how many tokens the cache already holds.
+      initialised = self.has_variable('cache', 'position')
+      position = self.variable('cache', 'position', lambda: jnp.array(0, jnp.int32))
+      start = position.value if initialised else 0
+      if initialised:
+        position.value = start + T
+      pos = jax.lax.dynamic_slice_in_dim(wpe, start, T, axis=0)
+    else:
+      pos = wpe[:T]
+    x = (wte(idx) + pos[None]).astype(dtype)
+    x = nn.Dropout(self.dropout)(x, deterministic=not train)
+    for i in range(self.n_layer):
+      x = layers.Block(
+          self.n_head, causal=True, pre_norm=True, activation=self.activation, use_bias=self.bias,
+          dropout=self.dropout, layer_norm_eps=self.layer_norm_eps, attention_impl=self.attention_impl,
+          out_init_std=0.02 / np.sqrt(2 * self.n_layer), dtype=dtype, name=f'h_{i}')(x, train=train, decode=decode)
+    x = layers.layer_norm(self.layer_norm_eps, self.bias, dtype, 'ln_f')(x)
+    logits = wte.attend(x.reshape(B * T, self.n_embd).astype(jnp.float32))
+    return logits.reshape(B, T, self.vocab_size)
+
+  def num_params(self, params, exclude_embeddings: bool = True) -> int:
+    n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+    return n - (int(np.prod(params['wpe'].shape)) if exclude_embeddings else 0)
+
+  def flops_per_token(self, seq_len: int, params) -> float:
+    """Training FLOPs per token: 6N + 12·L·H·Q·T (PaLM appendix B; nanoGPT's estimate_mfu)."""
+    head_dim = self.n_embd // self.n_head
+    return 6 * self.num_params(params) + 12 * self.n_layer * self.n_head * head_dim * seq_len
+
+  def context_limit(self) -> int:
+    return self.block_size
+

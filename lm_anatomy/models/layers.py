@@ -1,0 +1,203 @@
+"""Transformer building blocks, written once and shared by GPT, BERT, the encoder-decoder and ViT.
+
+Notation (per layer, d = n_embd, h = n_head, d_h = d / h):
+  Attention(Q, K, V) = softmax(Q Kᵀ / √d_h + M) V      M: 0 where allowed, −∞ where masked
+  [Q | K | V] = x W_qkv + b_qkv                         one fused matmul, W_qkv: [d, 3d]
+  MultiHead(x) = concat(head_1, …, head_h) W_o + b_o
+  MLP(x) = act(x W_1 + b_1) W_2 + b_2                   W_1: [d, 4d], W_2: [4d, d]
+  pre-LN block (GPT):   x ← x + MultiHead(LN_1(x));  x ← x + MLP(LN_2(x))
+  post-LN block (BERT): x ← LN_1(x + MultiHead(x));  x ← LN_2(x + MLP(x))
+
+Dense layers flatten their input to 2-D `[batch·length, features]` so that XLA's CPU backend emits
+plain matrix products (measurably faster than a batched dot_general at small sizes).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS: dict[str, Callable] = {
+    'gelu': lambda x: jax.nn.gelu(x, approximate=False),
+    'gelu_tanh': lambda x: jax.nn.gelu(x, approximate=True),
+    'relu': jax.nn.relu,
+    'tanh': jnp.tanh,
+    'sigmoid': jax.nn.sigmoid,
+    'identity': lambda x: x,
+}
+ATTENTION_IMPLS = ('auto', 'einsum', 'xla', 'cudnn')
+
+
+def normal(std: float):
+  return nn.initializers.normal(stddev=std)
+
+
+class Dense(nn.Module):
+  """y = x W + b over the last axis. x: [..., in] → y: [..., features]; computed as one 2-D matmul."""
+  features: int
+  use_bias: bool = True
+  init_std: float = 0.02
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', normal(self.init_std), (x.shape[-1], self.features), jnp.float32)
+    y = jnp.dot(x.reshape(-1, x.shape[-1]).astype(self.dtype), kernel.astype(self.dtype))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+    return y.reshape(*x.shape[:-1], self.features)
+
+
+def resolve_attention_impl(impl: str) -> str:
+  """'auto' → the fused path on GPU, a plain einsum on CPU (faster there at small sizes)."""
+  if impl == 'auto':
+    return 'xla' if jax.default_backend() == 'gpu' else 'einsum'
+  return impl
+
+
+def dot_product_attention(q, k, v, *, causal: bool, mask=None, impl: str = 'auto',
+                          dropout_rate: float = 0.0, dropout_rng=None):
+  """softmax(q kᵀ/√d_h + M) v.
+
+  q: [batch, q_len, heads, d_h]; k, v: [batch, kv_len, heads, d_h];
+  mask: None or bool, broadcastable to [batch, heads, q_len, kv_len] (True = may attend).
+  Returns [batch, q_len, heads, d_h]. Softmax runs in float32.
+  """
+  impl = resolve_attention_impl(impl)
+  if impl != 'einsum' and not dropout_rate:
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal, implementation=impl)
+  scale = 1.0 / np.sqrt(q.shape[-1])
+  scores = jnp.einsum('bqhd,bkhd->bhqk', q, k).astype(jnp.float32) * scale
+  if causal:
+    q_len, kv_len = q.shape[1], k.shape[1]
+    allowed = jnp.tril(jnp.ones((q_len, kv_len), bool), k=kv_len - q_len)
+    mask = allowed if mask is None else (mask & allowed)
+  if mask is not None:
+    scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1)
+  if dropout_rate:
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+    probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
+  return jnp.einsum('bhqk,bkhd->bqhd', probs.astype(v.dtype), v)
+
+
+class MultiHeadAttention(nn.Module):
+  """MultiHead(x) with fused QKV projection, optional causal mask, padding mask and KV cache.
+
+  Self-attention: q, k, v from x via `c_attn` [d, 3d]. Cross-attention (`memory` given): q from x via
+  `query` [d, d], k and v from memory via `key_value` [d, 2d]. Output projection `c_proj` [d, d].
+  In decode mode (self-attention only) keys and values are appended to a cache of the length of the
+  sequence the cache was initialised with; queries see cached keys at positions ≤ their own.
+  """
+  n_head: int
+  causal: bool = False
+  use_bias: bool = True
+  dropout: float = 0.0
+  attention_impl: str = 'auto'
+  init_std: float = 0.02
+  out_init_std: float = 0.02
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, memory=None, mask=None, train: bool = False, decode: bool = False):
+    """x: [batch, length, d]; memory: [batch, mem_length, d] or None → [batch, length, d]."""
+    B, T, C = x.shape
+    H = self.n_head
+    D = C // H
+    dense = lambda f, name, std=self.init_std: Dense(f, self.use_bias, std, self.dtype, name=name)
+    if memory is None:
+      qkv = dense(3 * C, 'c_attn')(x).reshape(B, T, 3, H, D)
+      q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    else:
+      q = dense(C, 'query')(x).reshape(B, T, H, D)
+      kv = dense(2 * C, 'key_value')(memory).reshape(B, memory.shape[1], 2, H, D)
+      k, v = kv[:, :, 0], kv[:, :, 1]
+    causal = self.causal
+    if decode:
+      initialised = self.has_variable('cache', 'cached_key')
+      cached_k = self.variable('cache', 'cached_key', jnp.zeros, k.shape, k.dtype)
+      cached_v = self.variable('cache', 'cached_value', jnp.zeros, v.shape, v.dtype)
+      index = self.variable('cache', 'cache_index', lambda: jnp.array(0, jnp.int32))
+      if initialised:
+        i = index.value
+        cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k.astype(cached_k.value.dtype), (0, i, 0, 0))
+        cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v.astype(cached_v.value.dtype), (0, i, 0, 0))
+        index.value = i + T
+        k, v = cached_k.value, cached_v.value
+        q_pos = i + jnp.arange(T)
+        kv_pos = jnp.arange(k.shape[1])
+        step_mask = (kv_pos[None, :] <= q_pos[:, None])[None, None]
+        mask = step_mask if mask is None else mask & step_mask
+        causal = False
+    drop = self.dropout if train else 0.0
+    rng = self.make_rng('dropout') if drop else None
+    y = dot_product_attention(q, k, v, causal=causal, mask=mask, impl=self.attention_impl,
+                              dropout_rate=drop, dropout_rng=rng)
+    out = dense(C, 'c_proj', self.out_init_std)(y.reshape(B, T, C))
+    return nn.Dropout(self.dropout)(out, deterministic=not train)
+
+
+class MLP(nn.Module):
+  """MLP(x) = act(x W_1 + b_1) W_2 + b_2, then dropout. x: [..., d] → [..., d]."""
+  hidden: int
+  activation: str = 'gelu_tanh'
+  use_bias: bool = True
+  dropout: float = 0.0
+  init_std: float = 0.02
+  out_init_std: float = 0.02
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    h = Dense(self.hidden, self.use_bias, self.init_std, self.dtype, name='c_fc')(x)
+    h = ACTIVATIONS[self.activation](h)
+    y = Dense(x.shape[-1], self.use_bias, self.out_init_std, self.dtype, name='c_proj')(h)
+    return nn.Dropout(self.dropout)(y, deterministic=not train)
+
+
+def layer_norm(epsilon: float, use_bias: bool, dtype, name: str) -> nn.LayerNorm:
+  """LN(x) = γ ⊙ (x − μ) / √(σ² + ε) + β, statistics in float32; β optional."""
+  return nn.LayerNorm(epsilon=epsilon, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, name=name)
+
+
+class Block(nn.Module):
+  """One Transformer layer: self-attention (+ optional cross-attention) and an MLP, pre- or post-LN.
+
+  x: [batch, length, d] → [batch, length, d]. Sub-modules: ln_1, attn, (ln_cross, cross_attn), ln_2, mlp.
+  """
+  n_head: int
+  causal: bool = False
+  pre_norm: bool = True
+  cross_attention: bool = False
+  mlp_ratio: int = 4
+  activation: str = 'gelu_tanh'
+  use_bias: bool = True
+  dropout: float = 0.0
+  layer_norm_eps: float = 1e-5
+  attention_impl: str = 'auto'
+  init_std: float = 0.02
+  out_init_std: float = 0.02
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, mask=None, memory=None, memory_mask=None, train: bool = False, decode: bool = False):
+    attn = lambda causal, name: MultiHeadAttention(
+        self.n_head, causal, self.use_bias, self.dropout, self.attention_impl, self.init_std,
+        self.out_init_std, self.dtype, name=name)
+    norm = lambda name: layer_norm(self.layer_norm_eps, self.use_bias, self.dtype, name)
+    mlp = MLP(self.mlp_ratio * x.shape[-1], self.activation, self.use_bias, self.dropout, self.init_std,
+              self.out_init_std, self.dtype, name='mlp')
+    sublayers = [('ln_1', lambda h: attn(self.causal, 'attn')(h, mask=mask, train=train, decode=decode))]
+    if self.cross_attention:
+      sublayers.append(('ln_cross', lambda h: attn(False, 'cross_attn')(
+          h, memory=memory, mask=memory_mask, train=train)))
+    sublayers.append(('ln_2', lambda h: mlp(h, train=train)))
+    for ln_name, f in sublayers:
+      if self.pre_norm:
+        x = x + f(norm(ln_name)(x))
+      else:
+        x = norm(ln_name)(x + f(x))
+    return x

@@ -1,0 +1,50 @@
+"""Optax optimisers and learning-rate schedules from `config.optimizer`.
+
+Schedules (s = step, η = lr, η_min = min_lr, W = warmup_steps, S = decay_steps or steps):
+  warmup        η_s = η · s / W                                  for s < W
+  cosine        η_s = η_min + ½(η − η_min)(1 + cos(π (s−W)/(S−W)))
+  linear        η_s = η + (η_min − η)(s−W)/(S−W)
+  constant      η_s = η
+Weight decay (decoupled, AdamW style) applies to matrices only (ndim ≥ 2: kernels and embeddings).
+Gradients are clipped to a global norm first when grad_clip > 0.
+"""
+from __future__ import annotations
+
+import jax
+import optax
+
+
+def schedule(opt, steps: int) -> optax.Schedule:
+  decay_steps = opt.decay_steps or steps
+  warmup = min(opt.warmup_steps, decay_steps)
+  if opt.schedule == 'cosine':
+    return optax.warmup_cosine_decay_schedule(0.0, opt.lr, warmup, max(decay_steps, warmup + 1), opt.min_lr)
+  if opt.schedule == 'linear':
+    return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup),
+                                 optax.linear_schedule(opt.lr, opt.min_lr, max(decay_steps - warmup, 1))], [warmup])
+  return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup), optax.constant_schedule(opt.lr)],
+                              [warmup])
+
+
+def decay_mask(params):
+  return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def build(opt, steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """(optimizer, schedule) for `config.optimizer` and the run's total steps."""
+  lr = schedule(opt, steps)
+  if opt.name == 'adamw':
+    core = optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay, mask=decay_mask)
+  elif opt.name == 'adam':
+    core = optax.adam(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps)
+  elif opt.name == 'momentum':
+    core = optax.sgd(lr, momentum=opt.momentum, nesterov=opt.nesterov)
+  else:
+    core = optax.sgd(lr)
+  parts = []
+  if opt.grad_clip:
+    parts.append(optax.clip_by_global_norm(opt.grad_clip))
+  if opt.name in ('sgd', 'momentum', 'adam') and opt.weight_decay:
+    parts.append(optax.add_decayed_weights(opt.weight_decay, mask=decay_mask))
+  parts.append(core)
+  return optax.chain(*parts), lr

@@ -1,0 +1,50 @@
+"""Samples text from a trained run.
+
+  python -m lm_anatomy.sample --workdir=runs/baby --prompt="ROMEO:" --num_samples=3 \\
+      --max_new_tokens=500 --temperature=0.8 --top_k=200 --top_p=0.95 --seed=0
+
+A prompt longer than the model's context is cropped to its last block_size tokens; a character the
+tokenizer does not know is an error. `--no_cache` re-runs the whole context for each token.
+"""
+from __future__ import annotations
+
+from absl import flags
+
+from lm_anatomy import cli
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder to sample from.')
+_PROMPT = flags.DEFINE_string('prompt', '\n', 'Text to continue.')
+_NUM = flags.DEFINE_integer('num_samples', 1, 'Samples to draw (one batch).')
+_MAX_NEW = flags.DEFINE_integer('max_new_tokens', 500, 'Tokens to generate per sample.')
+_TEMP = flags.DEFINE_float('temperature', 0.8, 'Softmax temperature; 0 = greedy.')
+_TOP_K = flags.DEFINE_integer('top_k', 200, 'Keep the k most likely tokens; 0 = all.')
+_TOP_P = flags.DEFINE_float('top_p', 1.0, 'Nucleus sampling: keep the smallest set with this mass.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
+_BEST = flags.DEFINE_boolean('best', False, 'Use the best checkpoint by val loss instead of the latest.')
+_NO_CACHE = flags.DEFINE_boolean('no_cache', False, 'Do not use the KV cache.')
+flags.mark_flags_as_required(['workdir'])
+
+
+def main(argv):
+  del argv
+  import jax
+  import numpy as np
+  import lm_anatomy
+  from lm_anatomy import generate
+  from lm_anatomy.errors import ConfigError
+  if _NUM.value < 1 or _MAX_NEW.value < 0 or _TEMP.value < 0 or not 0 < _TOP_P.value <= 1 or _TOP_K.value < 0:
+    raise ConfigError('need num_samples >= 1, max_new_tokens >= 0, temperature >= 0, 0 < top_p <= 1, top_k >= 0')
+  run = lm_anatomy.restore(_WORKDIR.value, best=_BEST.value)
+  ids = run.tokenizer.encode(_PROMPT.value)
+  if len(ids) == 0:
+    raise ConfigError('the prompt is empty')
+  prompt = np.tile(ids[None], (_NUM.value, 1))
+  new = generate.generate(run.model, run.params, prompt, _MAX_NEW.value, jax.random.key(_SEED.value),
+                          _TEMP.value, _TOP_K.value, _TOP_P.value, use_cache=not _NO_CACHE.value)
+  for i, row in enumerate(new):
+    print(f'--- sample {i}')
+    print(_PROMPT.value + run.tokenizer.decode(row))
+
+
+if __name__ == '__main__':
+  cli.run(main)

@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny corpus in a temporary data folder, and tiny configs."""
+import importlib.util
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY_TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n'
+             'First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n') * 20
+
+
+def load_config(name: str, arg: str = ''):
+  path = ROOT / 'experiments' / 'configs' / name
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+@pytest.fixture
+def tiny_data(tmp_path, monkeypatch):
+  """LM_ANATOMY_DATA pointing at a folder with a tiny 'tinyshakespeare/input.txt'; no cache, no downloads."""
+  root = tmp_path / 'data'
+  (root / 'tinyshakespeare').mkdir(parents=True)
+  (root / 'tinyshakespeare' / 'input.txt').write_text(TINY_TEXT)
+  monkeypatch.setenv('LM_ANATOMY_DATA', str(root))
+  monkeypatch.setenv('LM_ANATOMY_CACHE', str(tmp_path / 'cache'))
+  return root
+
+
+@pytest.fixture
+def tiny_config(tiny_data):
+  config = load_config('shakespeare_char.py', 'tiny')
+  config.model.n_layer, config.model.n_head, config.model.n_embd, config.model.block_size = 2, 2, 16, 16
+  config.batch_size = 4
+  config.steps = 20
+  config.eval_every = 10
+  config.checkpoint_every = 10
+  config.eval_batches = 2
+  config.eval_batch_size = 8
+  config.steps_per_dispatch = 5
+  return config

@@ -1,0 +1,92 @@
+import subprocess
+import sys
+
+import hypothesis
+import hypothesis.strategies as st
+import pytest
+
+from lm_anatomy import config as config_lib
+from lm_anatomy.errors import ConfigError
+from conftest import ROOT, load_config
+
+
+def test_all_configs_validate():
+  for arg in ('', 'baby', 'tiny'):
+    config_lib.validate(load_config('shakespeare_char.py', arg))
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda c: c.__setattr__('stepz', 3), "unknown config key 'stepz'"),
+    (lambda c: c.data.__setattr__('corpus', 'nope'), "data.corpus='nope'"),
+    (lambda c: c.model.__setattr__('name', 'nope'), "model.name='nope'"),
+    (lambda c: c.optimizer.__setattr__('name', 'lion'), "optimizer.name='lion'"),
+    (lambda c: c.task.__setattr__('name', 'nope'), "task.name='nope'"),
+    (lambda c: c.parallel.__setattr__('mode', 'tp'), "parallel.mode='tp'"),
+    (lambda c: c.model.__setattr__('n_head', 5), 'n_embd (384) must be divisible by model.n_head (5)'),
+    (lambda c: c.model.__setattr__('n_embed', 5), "unknown config key 'model.n_embed'"),
+    (lambda c: c.__setattr__('batch_size', 0), "'batch_size' must be > 0"),
+    (lambda c: c.__setattr__('dtype', 'float8'), "dtype='float8'"),
+    (lambda c: c.__setattr__('eval_every', 7), 'eval_every (7) must be a multiple of steps_per_dispatch'),
+])
+def test_bad_config_names_the_key(change, message):
+  config = load_config('shakespeare_char.py')
+  config.steps_per_dispatch = 5 if 'eval_every' in message else config.steps_per_dispatch
+  with config.unlocked() if hasattr(config, 'unlocked') else _null():
+    change(config)
+  with pytest.raises(ConfigError, match=_re(message)):
+    config_lib.validate(config)
+
+
+def test_wrong_type_names_the_key():
+  config = load_config('shakespeare_char.py')
+  config.model.bias = False
+  d = config.to_dict()
+  d['model']['n_layer'] = 'four'
+  import ml_collections
+  with pytest.raises(ConfigError, match="'model.n_layer' must be int"):
+    config_lib.validate(ml_collections.ConfigDict(d))
+
+
+def _re(s):
+  import re
+  return re.escape(s)
+
+
+class _null:
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *a):
+    return False
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    key=st.sampled_from(['steps', 'batch_size', 'eval_every', 'model.n_head', 'model.n_embd', 'model.block_size',
+                         'model.dropout', 'optimizer.lr', 'optimizer.name', 'data.corpus', 'dtype', 'model.bias',
+                         'optimizer.min_lr', 'steps_per_dispatch', 'grad_accum_steps', 'task.label_smoothing',
+                         'model.activation', 'model.attention_impl', 'on_nonfinite', 'parallel.mode']),
+    value=st.one_of(st.integers(-5, 1000), st.floats(allow_nan=True), st.text(max_size=8), st.booleans(),
+                    st.none()))
+def test_random_overrides_raise_only_config_errors(key, value):
+  """Whatever value lands in whatever key, validation either passes or raises ConfigError."""
+  import ml_collections
+  d = load_config('shakespeare_char.py').to_dict()
+  section = d
+  *path, last = key.split('.')
+  for p in path:
+    section = section[p]
+  section[last] = value
+  try:
+    config_lib.validate(ml_collections.ConfigDict(d))
+  except ConfigError:
+    pass
+
+
+def test_cli_reports_bad_override_without_traceback(tiny_data, tmp_path):
+  cmd = [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/shakespeare_char.py:tiny',
+         f'--workdir={tmp_path}/w', '--config.model.n_head=3']
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert out.returncode == 2
+  assert 'error: model.n_embd (32) must be divisible by model.n_head (3)' in out.stderr
+  assert 'Traceback' not in out.stderr

@@ -1,0 +1,121 @@
+import functools
+import hashlib
+import http.server
+import pathlib
+import threading
+
+import numpy as np
+import pytest
+
+from lm_anatomy import data
+from lm_anatomy.data import corpora, tokenizers
+from lm_anatomy.errors import ConfigError, DataError
+from conftest import TINY_TEXT
+
+
+def test_char_tokenizer_round_trip_and_unknown_char():
+  tok = tokenizers.CharTokenizer.fit('hello world')
+  assert tok.decode(tok.encode('low hello')) == 'low hello'
+  long = 'hello world ' * 40  # the vectorised ASCII path
+  assert tok.decode(tok.encode(long)) == long
+  with pytest.raises(DataError, match=r"character 'z' at position 3 is not in the vocabulary"):
+    tok.encode('helz')
+  with pytest.raises(DataError, match="'z'"):
+    tok.encode('hello ' * 60 + 'z')
+
+
+def test_tokenizers_save_and_load(tmp_path):
+  for tok in (tokenizers.CharTokenizer.fit('abc\n', specials=['<eos>']), tokenizers.ByteTokenizer()):
+    tokenizers.save(tok, tmp_path / 't.json')
+    back = tokenizers.load(tmp_path / 't.json')
+    assert back.vocab_size == tok.vocab_size
+    np.testing.assert_array_equal(back.encode('cab'), tok.encode('cab'))
+
+
+def test_byte_tokenizer_handles_any_text():
+  tok = tokenizers.ByteTokenizer()
+  assert tok.decode(tok.encode('héllo ✓')) == 'héllo ✓'
+
+
+def test_nanogpt_split_and_pure_batches(tiny_config):
+  ds = data.build(tiny_config)
+  n = len(TINY_TEXT)
+  assert len(ds.splits['train']) == int(n * 0.9) and len(ds.splits['val']) == n - int(n * 0.9)
+  a, b = ds.train_batch(7, 4), ds.train_batch(7, 4)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+  assert not np.array_equal(ds.train_batch(8, 4)['inputs'], a['inputs'])
+  np.testing.assert_array_equal(a['inputs'][:, 1:], a['targets'][:, :-1])
+  # Two processes each build their half; together they are the single-process batch.
+  halves = [data.build(tiny_config, p, 2).train_batch(7, 4) for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate([h['inputs'] for h in halves]), a['inputs'])
+
+
+def test_eval_batches_score_every_val_token_once(tiny_config):
+  ds = data.build(tiny_config)
+  val = ds.splits['val']
+  seen = []
+  for batch in ds.eval_batches('val', 8):
+    assert batch['inputs'].shape == (8, 16)
+    seen.append(batch['targets'][batch['weights'] > 0])
+  np.testing.assert_array_equal(np.concatenate(seen), val[1:])
+
+
+def test_block_size_larger_than_data(tiny_config):
+  tiny_config.model.block_size = 10_000
+  with pytest.raises(ConfigError, match=r'larger than the train split'):
+    data.build(tiny_config)
+
+
+def test_empty_and_invalid_files(tmp_path):
+  (tmp_path / 'e.txt').write_text('  \n')
+  with pytest.raises(DataError, match='is empty'):
+    corpora.read_text(tmp_path / 'e.txt')
+  (tmp_path / 'b.txt').write_bytes(b'abc\xff\xfe')
+  with pytest.raises(DataError, match=r'not valid UTF-8 \(byte 3'):
+    corpora.read_text(tmp_path / 'b.txt')
+
+
+def test_missing_corpus_says_where_it_looked(tmp_path, monkeypatch):
+  monkeypatch.setenv('LM_ANATOMY_DATA', str(tmp_path / 'nodata'))
+  monkeypatch.setenv('LM_ANATOMY_CACHE', str(tmp_path / 'cache'))
+  f = corpora.CorpusFile('x/input.txt', 'http://127.0.0.1:9/none.txt', '0' * 64)
+  with pytest.raises(DataError) as e:
+    corpora.locate(f)
+  msg = str(e.value)
+  assert str(tmp_path / 'nodata' / 'x' / 'input.txt') in msg and str(tmp_path / 'cache') in msg
+  assert 'http://127.0.0.1:9/none.txt' in msg and 'LM_ANATOMY_DATA' in msg
+
+
+@pytest.fixture
+def http_server(tmp_path):
+  root = tmp_path / 'www'
+  root.mkdir()
+  handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+  handler.log_message = lambda *a: None
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  yield root, f'http://127.0.0.1:{server.server_address[1]}'
+  server.shutdown()
+
+
+def test_download_verifies_checksum(http_server, tmp_path, monkeypatch):
+  root, url = http_server
+  (root / 'corpus.txt').write_text('to be or not to be\n')
+  good = hashlib.sha256(b'to be or not to be\n').hexdigest()
+  monkeypatch.delenv('LM_ANATOMY_DATA', raising=False)
+  monkeypatch.setenv('LM_ANATOMY_CACHE', str(tmp_path / 'cache'))
+  f = corpora.CorpusFile('small/corpus.txt', f'{url}/corpus.txt', good)
+  path = corpora.locate(f)
+  assert path == tmp_path / 'cache' / 'small' / 'corpus.txt'
+  assert path.read_text() == 'to be or not to be\n'
+  # A second lookup uses the cache (the server no longer has the file).
+  (root / 'corpus.txt').unlink()
+  assert corpora.locate(f) == path
+
+  bad = corpora.CorpusFile('small/other.txt', f'{url}/other.txt', good)
+  (root / 'other.txt').write_text('tampered\n')
+  with pytest.raises(DataError, match='checksum mismatch'):
+    corpora.locate(bad)
+  assert list((tmp_path / 'cache' / 'small').iterdir()) == [path]  # nothing bad left behind

@@ -1,0 +1,105 @@
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import lm_anatomy
+from lm_anatomy import engine
+from lm_anatomy.errors import CheckpointError
+from conftest import ROOT
+
+
+def _leaves(params):
+  return [np.asarray(x) for x in jax.tree.leaves(params)]
+
+
+def test_run_writes_outputs_and_learns(tiny_config, tmp_path):
+  record = engine.train(tiny_config, tmp_path / 'run', progress=False)
+  run = tmp_path / 'run'
+  assert json.loads((run / 'config.json').read_text())['model']['n_embd'] == 16
+  records = [json.loads(l) for l in (run / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records] == [10, 20]
+  for key in ('train_loss', 'val_loss', 'val_perplexity', 'val_bpc', 'tokens_per_sec'):
+    assert all(np.isfinite(r[key]) for r in records), key
+  assert records[-1]['val_perplexity'] == pytest.approx(np.exp(records[-1]['val_loss']))
+  assert records[-1]['val_bpc'] == pytest.approx(records[-1]['val_loss'] / np.log(2))
+  assert records[-1]['val_loss'] < np.log(tiny_config_vocab(run))  # better than uniform
+  assert record == records[-1]
+  assert list((run / 'tensorboard').iterdir())
+  assert sorted(p.name for p in (run / 'checkpoints').iterdir() if p.name.isdigit()) == ['10', '20']
+  assert [p.name for p in (run / 'best').iterdir() if p.name.isdigit()]
+
+
+def tiny_config_vocab(run):
+  return json.loads((run / 'data_info.json').read_text())['vocab_size']
+
+
+def test_stop_and_resume_is_bitwise_identical(tiny_config, tmp_path):
+  tiny_config.steps, tiny_config.eval_every, tiny_config.checkpoint_every = 40, 20, 20
+  engine.train(tiny_config, tmp_path / 'whole', progress=False)
+  engine.train(tiny_config, tmp_path / 'split', stop_after=15, progress=False)  # rounds up to 15 (k=5)
+  assert lm_anatomy.restore(tmp_path / 'split').step == 15
+  engine.train(tiny_config, tmp_path / 'split', progress=False)
+  whole, split = lm_anatomy.restore(tmp_path / 'whole'), lm_anatomy.restore(tmp_path / 'split')
+  assert whole.step == split.step == 40
+  for a, b in zip(_leaves(whole.params), _leaves(split.params)):
+    np.testing.assert_array_equal(a, b)
+  metrics = lambda p: [json.loads(l) for l in (p / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['val_loss'] for r in metrics(tmp_path / 'whole')] == [r['val_loss'] for r in metrics(tmp_path / 'split')]
+
+
+def test_same_seed_same_curve(tiny_config, tmp_path):
+  tiny_config.model.dropout = 0.1
+  a = engine.train(tiny_config, tmp_path / 'a', progress=False)
+  b = engine.train(tiny_config, tmp_path / 'b', progress=False)
+  assert a['val_loss'] == b['val_loss'] and a['train_loss'] == b['train_loss']
+  tiny_config.seed += 1
+  c = engine.train(tiny_config, tmp_path / 'c', progress=False)
+  assert c['val_loss'] != a['val_loss']
+
+
+def test_grad_accumulation_matches_large_batch(tiny_config):
+  from lm_anatomy import data, models, optim, parallel, tasks
+  tiny_config.batch_size = 8
+  ds = data.build(tiny_config)
+  model = models.build(tiny_config, ds.info)
+  task = tasks.build(tiny_config, model, ds)
+  tx, schedule = optim.build(tiny_config.optimizer, tiny_config.steps)
+  strategy = parallel.build(tiny_config.parallel)
+  batch = jax.tree.map(jax.numpy.asarray, ds.train_batch(0, 8))
+  state = engine.create_state(task, tx, jax.random.key(0), batch)
+  outs = []
+  for k in (1, 4):
+    step = jax.jit(engine.make_train_step(task, tx, schedule, strategy, grad_accum=k))
+    new, metrics = step(state, batch, jax.random.key(1))
+    outs.append((new, metrics))
+  for a, b in zip(_leaves(outs[0][0].params), _leaves(outs[1][0].params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(outs[0][1]['loss'], outs[1][1]['loss'], rtol=1e-6)
+
+
+def test_changed_model_size_is_a_clear_error(tiny_config, tmp_path):
+  tiny_config.steps = 10
+  engine.train(tiny_config, tmp_path / 'run', progress=False)
+  tiny_config.model.n_embd = 32
+  with pytest.raises(CheckpointError, match=r'different model \(model.n_embd: 16 → 32\)'):
+    engine.train(tiny_config, tmp_path / 'run', progress=False)
+
+
+def test_restore_and_sample_cli(tiny_config, tmp_path, tiny_data):
+  tiny_config.steps = 10
+  engine.train(tiny_config, tmp_path / 'run', progress=False)
+  run = lm_anatomy.restore(tmp_path / 'run')
+  assert run.step == 10 and run.config.model.n_embd == 16
+  logits = run.model.apply({'params': run.params}, run.tokenizer.encode('Speak')[None])
+  assert logits.shape == (1, 5, run.tokenizer.vocab_size)
+  cmd = [sys.executable, '-m', 'lm_anatomy.sample', f'--workdir={tmp_path}/run', '--prompt=All:',
+         '--num_samples=2', '--max_new_tokens=30', '--seed=3']
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.count('--- sample') == 2 and out.stdout.count('All:') == 2
+  bad = subprocess.run(cmd[:-3] + ['--prompt=Speak~'], capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert bad.returncode == 2 and "error: character '~' at position 5 is not in the vocabulary" in bad.stderr

@@ -1,0 +1,78 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lm_anatomy import generate
+from lm_anatomy.models.gpt import GPT
+
+
+@pytest.fixture(scope='module')
+def gpt():
+  model = GPT(vocab_size=11, block_size=12, n_layer=2, n_head=2, n_embd=16, bias=True)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 12), jnp.int32))['params']
+  return model, params
+
+
+def test_shapes_and_param_count(gpt):
+  model, params = gpt
+  logits = model.apply({'params': params}, jnp.zeros((3, 7), jnp.int32))
+  assert logits.shape == (3, 7, 11) and logits.dtype == jnp.float32
+  d, L, V, T = 16, 2, 11, 12
+  per_block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d)
+  assert model.num_params(params, exclude_embeddings=False) == V * d + T * d + L * per_block + 2 * d
+
+
+def test_causal_future_tokens_do_not_change_past_logits(gpt):
+  model, params = gpt
+  x = jax.random.randint(jax.random.key(1), (2, 12), 0, 11)
+  y = x.at[:, 8:].set((x[:, 8:] + 3) % 11)
+  a = model.apply({'params': params}, x)
+  b = model.apply({'params': params}, y)
+  np.testing.assert_allclose(a[:, :8], b[:, :8], atol=1e-6)
+  assert not np.allclose(a[:, 8:], b[:, 8:])
+
+
+def test_fused_attention_path_matches_einsum(gpt):
+  model, params = gpt
+  x = jax.random.randint(jax.random.key(2), (2, 12), 0, 11)
+  a = model.apply({'params': params}, x)
+  b = model.clone(attention_impl='xla').apply({'params': params}, x)
+  np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_kv_cache_gives_the_full_forward_logits(gpt):
+  model, params = gpt
+  x = jax.random.randint(jax.random.key(3), (2, 12), 0, 11)
+  full = model.apply({'params': params}, x)
+  cache = model.init(jax.random.key(0), jnp.zeros((2, 12), jnp.int32), decode=True)['cache']
+  out, mut = model.apply({'params': params, 'cache': cache}, x[:, :5], decode=True, mutable=['cache'])
+  steps = [out]
+  cache = mut['cache']
+  for t in range(5, 12):
+    out, mut = model.apply({'params': params, 'cache': cache}, x[:, t:t + 1], decode=True, mutable=['cache'])
+    cache = mut['cache']
+    steps.append(out)
+  np.testing.assert_allclose(jnp.concatenate(steps, 1), full, atol=1e-5)
+
+
+def test_generate_with_and_without_cache_agree(gpt):
+  model, params = gpt
+  prompt = np.array([[1, 2, 3], [4, 5, 6]], np.int32)
+  # Greedy, within the context window: identical tokens.
+  a = generate.generate(model, params, prompt, 9, jax.random.key(0), temperature=0.0)
+  b = generate.generate(model, params, prompt, 9, jax.random.key(0), temperature=0.0, use_cache=False)
+  np.testing.assert_array_equal(a, b)
+  # Past the window (block 12): still the requested length, and a long prompt is cropped.
+  long = generate.generate(model, params, np.tile(prompt, (1, 10)), 40, jax.random.key(0), top_k=3)
+  assert long.shape == (2, 40) and long.min() >= 0 and long.max() < 11
+
+
+def test_top_k_and_top_p_filters():
+  logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
+  draws = np.array([generate.sample_logits(logits, jax.random.key(i), top_k=2)[0] for i in range(200)])
+  assert set(draws) <= {0, 1} and len(set(draws)) == 2
+  draws = np.array([generate.sample_logits(logits, jax.random.key(i), top_p=0.7)[0] for i in range(200)])
+  assert set(draws) <= {0, 1}
+  draws = np.array([generate.sample_logits(logits, jax.random.key(i), top_p=0.4)[0] for i in range(50)])
+  assert set(draws) == {0}
