@@ -57,6 +57,7 @@ def base() -> ml_collections.ConfigDict:
   c.task = ml_collections.ConfigDict()
   c.task.name = 'causal_lm'
   c.task.label_smoothing = 0.0
+  c.task.loss = 'cross_entropy'     # classification loss (tasks.CLASSIFICATION_LOSSES)
   c.task.l2 = 0.0                   # λ of the L2 penalty λ·½Σθ² over matrices
 
   c.optimizer = ml_collections.ConfigDict()
@@ -188,6 +189,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _choice(config.parallel.mode, PARALLEL_MODES, 'parallel.mode')
   registry.CORPORA.get(config.data.corpus, 'data.corpus')
   registry.TASKS.get(config.task.name, 'task.name')
+  from lm_anatomy.tasks import CLASSIFICATION_LOSSES
+  _choice(config.task.loss, list(CLASSIFICATION_LOSSES), 'task.loss')
   if not 0.0 < config.data.train_fraction < 1.0:
     raise ConfigError(f'data.train_fraction must be in (0, 1), got {config.data.train_fraction}')
   if config.optimizer.lr <= 0:

@@ -75,3 +75,47 @@ class CausalLM(Task):
 
 def build(config, model, dataset):
   return TASKS.get(config.task.name, 'task.name')(model, config, dataset)
+
+
+# Per-example classification losses by config name: fn(outputs [B, C], labels [B], label_smoothing) → [B].
+CLASSIFICATION_LOSSES = {
+    'cross_entropy': lambda out, y, eps: losses.cross_entropy(out, y, eps),
+}
+# Optional model inputs a batch may carry besides 'inputs'; passed to the model as keyword arguments.
+MODEL_KWARGS = ('attention_mask', 'token_type_ids')
+
+
+@TASKS.register('classify')
+class Classify(Task):
+  """Classification. batch: inputs [B, ...], labels [B] int32, weights [B] (+ optional attention_mask,
+  token_type_ids [B, T] passed to the model). The model maps inputs to scores [B, C].
+
+  Loss: mean over examples of `config.task.loss` (default cross-entropy), plus λ·R(θ).
+  Metrics: loss, accuracy (argmax of the scores; for one output, the sign).
+  """
+
+  def __init__(self, model, config, dataset):
+    super().__init__(model, config, dataset)
+    self.label_smoothing = config.task.label_smoothing
+    name = config.task.get('loss', 'cross_entropy')
+    self.loss_fn = CLASSIFICATION_LOSSES[name]
+
+  def _kwargs(self, batch):
+    return {k: batch[k] for k in MODEL_KWARGS if k in batch}
+
+  def init(self, rng, batch):
+    return self.model.init({'params': rng}, batch['inputs'], train=False, **self._kwargs(batch))['params']
+
+  def scores(self, params, batch, rng=None, train: bool = False):
+    rngs = {'dropout': rng} if train and rng is not None else {}
+    return self.model.apply({'params': params}, batch['inputs'], train=train, rngs=rngs, **self._kwargs(batch))
+
+  def predict(self, scores):
+    return (scores[..., 0] > 0).astype(jnp.int32) if scores.shape[-1] == 1 else jnp.argmax(scores, -1)
+
+  def loss(self, params, batch, rng, train: bool):
+    scores = self.scores(params, batch, rng, train)
+    per_example = self.loss_fn(scores, batch['labels'], self.label_smoothing if train else 0.0)
+    loss_sum, weight = losses.weighted_sums(per_example, batch['weights'])
+    correct = jnp.sum((self.predict(scores) == batch['labels']) * batch['weights'])
+    return loss_sum, {'loss': loss_sum, 'weight': weight, 'correct': correct}
