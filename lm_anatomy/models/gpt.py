@@ -41,6 +41,9 @@ class GPT(nn.Module):
 
   @staticmethod
   def check_config(cfg) -> None:
+    for key in ('block_size', 'n_layer', 'n_head', 'n_embd'):
+      if cfg.get(key, 1) <= 0:
+        raise ConfigError(f'model.{key} must be > 0, got {cfg[key]}')
     if cfg.get('n_embd', 384) % cfg.get('n_head', 6):
       raise ConfigError(f"model.n_embd ({cfg.get('n_embd', 384)}) must be divisible by "
                         f"model.n_head ({cfg.get('n_head', 6)})")
@@ -48,9 +51,6 @@ class GPT(nn.Module):
       raise ConfigError(f"unknown model.activation={cfg.activation!r}; choose one of {sorted(layers.ACTIVATIONS)}")
     if cfg.get('attention_impl', 'auto') not in layers.ATTENTION_IMPLS:
       raise ConfigError(f"unknown model.attention_impl={cfg.attention_impl!r}; choose one of {list(layers.ATTENTION_IMPLS)}")
-    for key in ('block_size', 'n_layer', 'n_head', 'n_embd'):
-      if cfg.get(key, 1) <= 0:
-        raise ConfigError(f'model.{key} must be > 0, got {cfg[key]}')
     if not 0.0 <= cfg.get('dropout', 0.0) < 1.0:
       raise ConfigError(f'model.dropout must be in [0, 1), got {cfg.dropout}')
 
