@@ -55,6 +55,13 @@ def restore(workdir: str | pathlib.Path, step: int | None = None, best: bool = F
                     task=task)
 
 
+def from_pretrained(path: str | pathlib.Path) -> Pretrained:
+  """A Hugging Face checkpoint directory (config.json + model.safetensors), or an installed package
+  holding one, as the same kind of object as `restore` gives. See lm_anatomy/hf.py."""
+  from lm_anatomy import hf
+  return hf.from_pretrained(path)
+
+
 class _InfoDataset:
   """Stands in for a dataset where a task only needs the sizes saved beside the run."""
 

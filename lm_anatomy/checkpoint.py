@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import shutil
+import time
 from typing import Any
 
 import jax
@@ -37,6 +39,7 @@ def abstract_like(tree, shardings=None):
 class Checkpointer:
   def __init__(self, workdir: str | pathlib.Path, keep: int = 3):
     workdir = pathlib.Path(workdir)
+    self.workdir = workdir
     self.latest = _manager(workdir / 'checkpoints', keep)
     self.best = _manager(workdir / 'best', 1, best=True)
 
@@ -55,8 +58,13 @@ class Checkpointer:
   def steps(self, best: bool = False) -> list[int]:
     return sorted((self.best if best else self.latest).all_steps())
 
-  def restore(self, abstract_state, step: int | None = None, best: bool = False) -> tuple[Any, dict, int] | None:
-    """(state, meta, step) of `step`, or of the newest readable checkpoint; None if there is none."""
+  def restore(self, abstract_state, step: int | None = None, best: bool = False,
+              quarantine: bool = False) -> tuple[Any, dict, int] | None:
+    """(state, meta, step) of `step`, or of the newest readable checkpoint; None if there is none.
+
+    With `quarantine`, an unreadable checkpoint is moved to `workdir/damaged/` so that training can
+    write that step again.
+    """
     mngr = self.best if best else self.latest
     mngr.wait_until_finished()
     steps = sorted(mngr.all_steps(), reverse=True)
@@ -76,11 +84,24 @@ class Checkpointer:
         if step is not None:
           raise
         log.warning('checkpoint at step %d could not be restored (%s); trying the previous one', s, _short(e))
+        if quarantine:
+          self._quarantine(mngr, s)
       except Exception as e:  # damaged files: tensorstore, OS and decoding errors
         if step is not None:
           raise
         log.warning('checkpoint at step %d could not be restored (%s); trying the previous one', s, _short(e))
+      if quarantine:
+        self._quarantine(mngr, s)
     return None
+
+  def _quarantine(self, mngr: ocp.CheckpointManager, step: int) -> None:
+    src = pathlib.Path(mngr.directory) / str(step)
+    if jax.process_index() == 0 and src.exists():
+      dest = self.workdir / 'damaged' / f'{src.parent.name}_{step}_{int(time.time())}'
+      dest.parent.mkdir(parents=True, exist_ok=True)
+      shutil.move(str(src), str(dest))
+      log.warning('moved the damaged checkpoint to %s', dest)
+    mngr.reload()
 
   def close(self) -> None:
     self.wait()

@@ -47,12 +47,21 @@ def base() -> ml_collections.ConfigDict:
   c.grad_accum_steps = 1
   c.dtype = 'float32'               # compute dtype; params and optimizer state stay float32
   c.on_nonfinite = 'skip'           # NaN/inf loss or grads: skip the update, or stop the run
+  c.init_from = ''                  # start from these weights: a Hugging Face checkpoint dir, a package
+                                    #   holding one, or a run's workdir (lm_anatomy/hf.py, init_params)
 
   c.data = ml_collections.ConfigDict()
   c.data.corpus = 'tinyshakespeare'
   c.data.tokenizer = 'char'         # char | byte (more tokenizers arrive with later tasks)
   c.data.train_fraction = 0.9       # nanoGPT's split: first 90% train, last 10% val
   c.data.seq_len = 0                # 0 = model.block_size
+  c.data.vocab = ''                 # wordpiece/bpe: load from this tokenizer file, checkpoint dir or package
+                                    #   ('' = init_from's tokenizer, else train one on the corpus)
+  c.data.tokenizer_vocab_size = 8000  # vocabulary size of a wordpiece/bpe tokenizer trained on the corpus
+  c.data.mask_prob = 0.15           # masked LM: share of tokens predicted (80% [MASK], 10% random, 10% kept)
+  c.data.next_sentence = False      # masked LM: sentence pairs, half with a random second segment (NSP)
+  c.data.pad_to_multiple = 0        # sentence batches: 0 = pad to seq_len; k = to the longest row, rounded
+                                    #   up to a multiple of k (one compilation per length)
 
   c.task = ml_collections.ConfigDict()
   c.task.name = 'causal_lm'

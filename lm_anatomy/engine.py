@@ -93,8 +93,8 @@ def make_train_step(task, tx, schedule, strategy, grad_accum: int = 1) -> Callab
     sums = strategy.total(sums)
     loss = sums['loss'] / jnp.maximum(sums['weight'], 1e-12)
     grad_norm = optax.global_norm(grads)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(updates))
     params = optax.apply_updates(state.params, updates)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
@@ -139,8 +139,14 @@ class MetricWriter:
     self.tb = None
     if not enabled:
       return
-    if self.path.exists():  # drop records from beyond the checkpoint we resume from
-      keep = [l for l in self.path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= resume_step]
+    if self.path.exists():  # keep records up to the checkpoint we resume from; drop a line cut by a crash
+      keep = []
+      for line in self.path.read_text().splitlines():
+        try:
+          if json.loads(line).get('step', 0) <= resume_step:
+            keep.append(line)
+        except json.JSONDecodeError:
+          pass
       self.path.write_text(''.join(l + '\n' for l in keep))
     from tensorboardX import SummaryWriter
     self.tb = SummaryWriter(str(workdir / 'tensorboard'), flush_secs=30)
@@ -243,9 +249,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   abstract = jax.eval_shape(init_fn, init_rng)
   state_sharding = strategy.state_sharding(abstract)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.keep_checkpoints)
-  restored = checkpointer.restore(ckpt_lib.abstract_like(abstract, state_sharding))
+  restored = checkpointer.restore(ckpt_lib.abstract_like(abstract, state_sharding), quarantine=True)
   if restored is None:
     state, _ = strategy.init_state(init_fn, init_rng, abstract)
+    if config.init_from:  # fine-tuning: pretrained weights replace the fresh ones they share a name with
+      from lm_anatomy import hf
+      params = hf.init_params(config.init_from, model, jax.device_get(state.params))
+      state = strategy.put_state(state.replace(params=params, opt_state=tx.init(params)), state_sharding)
     meta = {'best_val_loss': None, 'train_seconds': 0.0}
   else:
     state, meta, _ = restored
@@ -277,7 +287,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
 
   last = {}
   train_losses: list[float] = []
-  train_time = 0.0
+  train_time = compile_time = 0.0
+  compiled = {}
   bar = None
   if progress and lead:
     from tqdm.auto import tqdm
@@ -288,8 +299,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
       pending = chunk_batches(step) if step < end else None
       while step < end:
         n, batches = pending
+        device_batches = strategy.put_batch(batches, 1)
+        if n not in compiled:  # compile ahead of time, so tokens/s counts only training
+          t0 = time.perf_counter()
+          compiled[n] = train_chunk.lower(state, device_batches, dropout_rng).compile()
+          compile_time += time.perf_counter() - t0
         t0 = time.perf_counter()
-        state, metrics = train_chunk(state, strategy.put_batch(batches, 1), dropout_rng)
+        state, metrics = compiled[n](state, device_batches, dropout_rng)
         nxt = step + n
         pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
         metrics = jax.device_get(metrics)
@@ -313,7 +329,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           record.update(train_loss=float(np.mean(train_losses)) if train_losses else float('nan'),
                         tokens_per_sec=tokens_per_step * (len(train_losses) or 1) / max(train_time, 1e-9),
                         lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(state.skipped)),
-                        elapsed_sec=meta.get('train_seconds', 0.0) + train_time)
+                        elapsed_sec=meta.get('train_seconds', 0.0) + train_time, compile_sec=compile_time)
           train_losses = []
           meta['train_seconds'] = meta.get('train_seconds', 0.0) + train_time
           train_time = 0.0

@@ -16,6 +16,7 @@ import math
 import jax.numpy as jnp
 
 from lm_anatomy import losses
+from lm_anatomy.errors import ConfigError
 from lm_anatomy.registry import TASKS
 
 
@@ -77,10 +78,21 @@ def build(config, model, dataset):
   return TASKS.get(config.task.name, 'task.name')(model, config, dataset)
 
 
+def _one_or_many(binary, multiclass):
+  """fn(outputs [B, C], labels, ε): for one output (C = 1) the binary loss of that score, else the C-way loss."""
+  return lambda out, y, eps: binary(out[..., 0], y, eps) if out.shape[-1] == 1 else multiclass(out, y, eps)
+
+
 # Per-example classification losses by config name: fn(outputs [B, C], labels [B], label_smoothing) → [B].
+# One output (C = 1) means two classes scored by the sign of ŷ; see lm_anatomy/losses.py for the equations.
 CLASSIFICATION_LOSSES = {
-    'cross_entropy': lambda out, y, eps: losses.cross_entropy(out, y, eps),
+    'cross_entropy': _one_or_many(losses.sigmoid_cross_entropy, losses.cross_entropy),
+    'squared': _one_or_many(lambda s, y, eps: losses.binary_squared_error(s, y),
+                            lambda s, y, eps: losses.squared_error(s, y)),
+    'hinge': _one_or_many(lambda s, y, eps: losses.binary_hinge(s, y),
+                          lambda s, y, eps: losses.multiclass_hinge(s, y)),
 }
+SMOOTHED_LOSSES = ('cross_entropy',)  # the losses that use task.label_smoothing
 # Optional model inputs a batch may carry besides 'inputs'; passed to the model as keyword arguments.
 MODEL_KWARGS = ('attention_mask', 'token_type_ids')
 
@@ -99,6 +111,8 @@ class Classify(Task):
     self.label_smoothing = config.task.label_smoothing
     name = config.task.get('loss', 'cross_entropy')
     self.loss_fn = CLASSIFICATION_LOSSES[name]
+    if self.label_smoothing and name not in SMOOTHED_LOSSES:
+      raise ConfigError(f'task.label_smoothing applies to {list(SMOOTHED_LOSSES)} only, not task.loss={name!r}')
 
   def _kwargs(self, batch):
     return {k: batch[k] for k in MODEL_KWARGS if k in batch}
@@ -119,3 +133,59 @@ class Classify(Task):
     loss_sum, weight = losses.weighted_sums(per_example, batch['weights'])
     correct = jnp.sum((self.predict(scores) == batch['labels']) * batch['weights'])
     return loss_sum, {'loss': loss_sum, 'weight': weight, 'correct': correct}
+
+
+@TASKS.register('masked_lm')
+class MaskedLM(Task):
+  """BERT pretraining: masked-LM, plus next-sentence prediction when the batch has its labels.
+
+  batch: inputs, attention_mask, token_type_ids [B, T]; masked_positions, masked_targets, weights [B, P]
+  (weight 1 for each of the P slots that holds a masked token); next_sentence_labels [B] (optional;
+  0 = B follows A, 1 = B is random). The dataset chose and corrupted the masked tokens.
+
+  Loss:  Σ_b Σ_p w_bp (−log p(x_bp | corrupted input))  +  Σ_b n_b · (−log p(nsp_b | pooled_b)),
+  over Σ w, with n_b = Σ_p w_bp: the mean masked-token loss plus each sequence's NSP loss counted once
+  per masked token it has, so that every term is a plain sum (exact under accumulation and sharding).
+  Metrics: loss, accuracy (masked tokens), mlm_loss, mlm_perplexity, and nsp_loss, nsp_accuracy.
+  """
+
+  def __init__(self, model, config, dataset):
+    super().__init__(model, config, dataset)
+    self.label_smoothing = config.task.label_smoothing
+
+  def _kwargs(self, batch):
+    kwargs = {k: batch[k] for k in MODEL_KWARGS if k in batch}
+    return kwargs | {'masked_positions': batch['masked_positions']}
+
+  def init(self, rng, batch):
+    return self.model.init({'params': rng}, batch['inputs'], train=False, **self._kwargs(batch))['params']
+
+  def loss(self, params, batch, rng, train: bool):
+    rngs = {'dropout': rng} if train and rng is not None else {}
+    out = self.model.apply({'params': params}, batch['inputs'], train=train, rngs=rngs, **self._kwargs(batch))
+    mlm_logits, nsp_logits = out if isinstance(out, tuple) else (out, None)
+    w = batch['weights'].astype(jnp.float32)
+    per_token = losses.cross_entropy(mlm_logits, batch['masked_targets'], self.label_smoothing if train else 0.0)
+    mlm_sum, weight = losses.weighted_sums(per_token, w)
+    correct = jnp.sum((jnp.argmax(mlm_logits, -1) == batch['masked_targets']) * w)
+    sums = {'loss': mlm_sum, 'weight': weight, 'correct': correct, 'mlm_loss': mlm_sum}
+    if nsp_logits is not None and 'next_sentence_labels' in batch:
+      n = jnp.sum(w, axis=-1)                        # masked tokens per sequence; 0 for padding rows
+      real = (n > 0).astype(jnp.float32)
+      nsp = losses.cross_entropy(nsp_logits, batch['next_sentence_labels'])
+      sums['loss'] = mlm_sum + jnp.sum(n * nsp)
+      sums['nsp_loss'] = jnp.sum(real * nsp)
+      sums['nsp_correct'] = jnp.sum(real * (jnp.argmax(nsp_logits, -1) == batch['next_sentence_labels']))
+      sums['sequences'] = jnp.sum(real)
+    return sums['loss'], sums
+
+  def finalize(self, sums: dict, prefix: str = '') -> dict:
+    out = super().finalize(sums, prefix)
+    mlm = float(sums['mlm_loss']) / max(float(sums['weight']), 1e-12)
+    out[f'{prefix}mlm_loss'] = mlm
+    out[f'{prefix}mlm_perplexity'] = math.exp(min(mlm, 700.0))
+    if 'nsp_loss' in sums:
+      sequences = max(float(sums['sequences']), 1e-12)
+      out[f'{prefix}nsp_loss'] = float(sums['nsp_loss']) / sequences
+      out[f'{prefix}nsp_accuracy'] = float(sums['nsp_correct']) / sequences
+    return out

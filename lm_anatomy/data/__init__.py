@@ -7,8 +7,13 @@ A dataset offers:
   train_batch(step, batch_size) -> dict of numpy arrays, this process's rows of global batch `step`
   eval_batches(split, batch_size, max_batches=0) -> iterator of such dicts, padded with weight 0
   example_batch(batch_size) -> a batch with the right shapes, for initialisation
+A corpus's build function may also offer `build.from_file(config, tokenizer, path)`: a dataset whose
+split 'file' is that file, read in the corpus's format (used by `python -m lm_anatomy.evaluate`).
 """
 from lm_anatomy.data import corpora, text, tokenizers  # noqa: F401  (registers corpora)
+from lm_anatomy.data import names  # noqa: F401  (registers names)
+from lm_anatomy.data import vectors  # noqa: F401  (registers xor, xor_phi, xor_noisy, sst2_bow, digits)
+from lm_anatomy.data import sentences  # noqa: F401  (registers sst2_text, sst2_mlm)
 from lm_anatomy.registry import CORPORA
 
 

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lm_anatomy.data import hf_tokenizers
 from lm_anatomy.errors import ConfigError, DataError
 
 
@@ -73,7 +74,56 @@ class ByteTokenizer:
     return {'type': self.kind}
 
 
-KINDS = {'char': CharTokenizer, 'byte': ByteTokenizer}
+class WordTokenizer:
+  """One id per whitespace-separated word: `<unk>` (id 0), then the training words by falling count
+  (ties alphabetical). Words seen fewer than `min_count` times, and words never seen, encode as `<unk>`."""
+  kind = 'words'
+  unk = '<unk>'
+
+  def __init__(self, words: Sequence[str]):
+    self.itos = [self.unk] + [w for w in words if w != self.unk]
+    self.stoi = {w: i for i, w in enumerate(self.itos)}
+
+  @classmethod
+  def fit(cls, text: str, min_count: int = 1) -> 'WordTokenizer':
+    counts: dict[str, int] = {}
+    for w in text.split():
+      counts[w] = counts.get(w, 0) + 1
+    return cls(sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w)))
+
+  @property
+  def vocab_size(self) -> int:
+    return len(self.itos)
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.array([self.stoi.get(w, 0) for w in text.split()], np.int32)
+
+  def decode(self, ids) -> str:
+    return ' '.join(self.itos[int(i)] for i in ids)
+
+  def to_json(self) -> dict:
+    return {'type': self.kind, 'words': self.itos[1:]}
+
+
+class FeatureNames:
+  """For datasets whose inputs are numeric vectors, not text: the names of the input features."""
+  kind = 'features'
+
+  def __init__(self, names: Sequence[str]):
+    self.names = list(names)
+
+  def encode(self, text: str) -> np.ndarray:
+    raise DataError(f'this dataset takes numeric vectors of {len(self.names)} features, not text')
+
+  def decode(self, ids) -> str:
+    raise DataError(f'this dataset takes numeric vectors of {len(self.names)} features, not text')
+
+  def to_json(self) -> dict:
+    return {'type': self.kind, 'names': self.names}
+
+
+KINDS = {'char': CharTokenizer, 'byte': ByteTokenizer, 'words': WordTokenizer}
+KINDS.update(hf_tokenizers.KINDS)  # 'wordpiece', 'bpe': Hugging Face `tokenizers`
 
 
 def fit(kind: str, text: str):
@@ -88,6 +138,12 @@ def from_json(d: dict):
     return CharTokenizer(d['chars'], d.get('specials', ()))
   if kind == 'byte':
     return ByteTokenizer()
+  if kind == 'words':
+    return WordTokenizer(d['words'])
+  if kind == 'features':
+    return FeatureNames(d['names'])
+  if kind in hf_tokenizers.KINDS:
+    return hf_tokenizers.from_json(d)
   raise DataError(f'unknown tokenizer type {kind!r} in saved tokenizer')
 
 

@@ -10,6 +10,9 @@ Optional methods the engine and reports use when present:
 """
 from lm_anatomy import config as config_lib
 from lm_anatomy.models import gpt  # noqa: F401  (registers 'gpt')
+from lm_anatomy.models import bert  # noqa: F401  (registers 'bert')
+from lm_anatomy.models import bigram, ffnn, rnn  # noqa: F401  (registers 'bigram', 'ffnn', 'rnn', 'lstm', 'gru')
+from lm_anatomy.models import linear, mlp  # noqa: F401  (registers 'linear', 'log_linear', 'linear_stack', 'mlp')
 from lm_anatomy.registry import MODELS
 
 

@@ -93,3 +93,81 @@ class GPT(nn.Module):
   def context_limit(self) -> int:
     return self.block_size
 
+
+# ---------------------------------------------------------------------------------------------------
+# Hugging Face's GPT2LMHeadModel names. GPT-2's Conv1D stores weight [in, out], like our Dense kernel,
+# and its fused c_attn [d, 3d] is [W_q | W_k | W_v] as ours: the tensors map one to one.
+
+HF_ACTIVATIONS = {'gelu_tanh': 'gelu_new', 'gelu': 'gelu', 'relu': 'relu'}
+_HF_BLOCK = ('ln_1', 'attn/c_attn', 'attn/c_proj', 'ln_2', 'mlp/c_fc', 'mlp/c_proj')
+
+
+def to_hf(model: GPT, params) -> tuple[dict, dict[str, np.ndarray]]:
+  """(config.json dict, {name: array}) for Hugging Face's GPT2LMHeadModel. Without biases
+  (`bias=False`) the exported biases are zeros, which computes the same function."""
+  if model.activation not in HF_ACTIVATIONS:
+    raise ConfigError(f'model.activation={model.activation!r} has no GPT-2 equivalent; export supports '
+                      f'{sorted(HF_ACTIVATIONS)}')
+  config = {'architectures': ['GPT2LMHeadModel'], 'model_type': 'gpt2', 'vocab_size': model.vocab_size,
+            'n_positions': model.block_size, 'n_embd': model.n_embd, 'n_layer': model.n_layer,
+            'n_head': model.n_head, 'n_inner': None, 'activation_function': HF_ACTIVATIONS[model.activation],
+            'resid_pdrop': model.dropout, 'embd_pdrop': model.dropout, 'attn_pdrop': model.dropout,
+            'layer_norm_epsilon': model.layer_norm_eps, 'initializer_range': 0.02, 'tie_word_embeddings': True}
+  t = {'transformer.wte.weight': params['wte']['embedding'], 'transformer.wpe.weight': params['wpe']}
+  groups = [('transformer.ln_f', params['ln_f'])]
+  for i in range(model.n_layer):
+    for path in _HF_BLOCK:
+      p = params[f'h_{i}']
+      for part in path.split('/'):
+        p = p[part]
+      groups.append((f"transformer.h.{i}.{path.replace('/', '.')}", p))
+  for name, p in groups:
+    weight = p['scale'] if 'scale' in p else p['kernel']
+    t[f'{name}.weight'] = weight
+    t[f'{name}.bias'] = p['bias'] if 'bias' in p else np.zeros(weight.shape[-1], np.float32)
+  return config, {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in t.items()}
+
+
+def from_hf(config: dict, tensors: dict[str, np.ndarray]) -> tuple[dict, dict]:
+  """(our model fields, params) from a Hugging Face GPT-2 config.json and its tensors."""
+  acts = {v: k for k, v in HF_ACTIVATIONS.items()} | {'gelu_pytorch_tanh': 'gelu_tanh', 'gelu_fast': 'gelu_tanh'}
+  act = config.get('activation_function', 'gelu_new')
+  if act not in acts:
+    raise ConfigError(f'unsupported GPT-2 activation_function={act!r}; supported: {sorted(acts)}')
+  for key, plain in (('scale_attn_weights', True), ('scale_attn_by_inverse_layer_idx', False),
+                     ('reorder_and_upcast_attn', False)):
+    if config.get(key, plain) != plain:
+      raise ConfigError(f'unsupported GPT-2 option {key}={config[key]!r} (only {plain!r} is implemented)')
+  d = config['n_embd']
+  if config.get('n_inner') not in (None, 4 * d):
+    raise ConfigError(f"unsupported GPT-2 n_inner={config['n_inner']} (only 4·n_embd = {4 * d})")
+  t = {k[len('transformer.'):] if k.startswith('transformer.') else k: np.asarray(v, np.float32)
+       for k, v in tensors.items()}
+
+  def get(name):
+    if name not in t:
+      raise ConfigError(f'the GPT-2 checkpoint has no tensor {name!r}')
+    return t[name]
+
+  if 'lm_head.weight' in t and not np.array_equal(t['lm_head.weight'], get('wte.weight')):
+    raise ConfigError('this GPT-2 checkpoint has an output layer not tied to its token embeddings; '
+                      'the GPT model here ties them')
+  params = {'wte': {'embedding': get('wte.weight')}, 'wpe': get('wpe.weight'),
+            'ln_f': {'scale': get('ln_f.weight'), 'bias': get('ln_f.bias')}}
+  for i in range(config['n_layer']):
+    block: dict = {'attn': {}, 'mlp': {}}
+    for path in _HF_BLOCK:
+      name = f"h.{i}.{path.replace('/', '.')}"
+      first = 'scale' if path.startswith('ln') else 'kernel'
+      leaf = {first: get(f'{name}.weight'), 'bias': get(f'{name}.bias')}
+      if '/' in path:
+        mod, sub = path.split('/')
+        block[mod][sub] = leaf
+      else:
+        block[path] = leaf
+    params[f'h_{i}'] = block
+  fields = {'name': 'gpt', 'vocab_size': config['vocab_size'], 'block_size': config['n_positions'],
+            'n_layer': config['n_layer'], 'n_head': config['n_head'], 'n_embd': d,
+            'dropout': float(config.get('resid_pdrop', 0.0)), 'bias': True, 'activation': acts[act],
+            'layer_norm_eps': float(config.get('layer_norm_epsilon', 1e-5))}
+  return fields, params

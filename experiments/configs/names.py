@@ -1,0 +1,51 @@
+"""makemore on names: bigram, FFNN (MLP), RNN, GRU, LSTM and GPT, each under makemore's training setup.
+
+Every variant: batch 32, 10,000 steps, AdamW (lr 5e-4, weight decay 0.01, betas 0.9/0.99), a constant
+learning rate, seed 3407, one name per row with a start/end token, makemore's 1,000-name test split.
+Sizes are makemore's defaults (n_embd 64, hidden 64, context 16; transformer 4 layers, 4 heads). The
+final record of metrics.jsonl holds `test_loss`: the mean cross-entropy over every character of each
+test name plus its end token, over the whole test set.
+
+  python -m lm_anatomy.main --config=experiments/configs/names.py:bigram --workdir=runs/names/bigram
+  python -m lm_anatomy.main --config=experiments/configs/names.py:ffnn --workdir=runs/names/ffnn
+  python -m lm_anatomy.main --config=experiments/configs/names.py:rnn --workdir=runs/names/rnn
+  python -m lm_anatomy.main --config=experiments/configs/names.py:gru --workdir=runs/names/gru
+  python -m lm_anatomy.main --config=experiments/configs/names.py:lstm --workdir=runs/names/lstm
+  python -m lm_anatomy.main --config=experiments/configs/names.py:gpt --workdir=runs/names/gpt
+
+All six, with a results table and loss curves: python -m lm_anatomy.sweep --sweep=experiments/sweeps/names_family.py
+"""
+from lm_anatomy.config import base
+
+ARCHITECTURES = ('bigram', 'ffnn', 'rnn', 'gru', 'lstm', 'gpt')
+
+
+def get_config(arg: str = 'gpt'):
+  arch = arg or 'gpt'
+  if arch not in ARCHITECTURES:
+    raise ValueError(f'unknown variant {arg!r}; choose one of {list(ARCHITECTURES)}')
+  config = base()
+  config.seed = 3407                  # makemore's default
+  config.data.corpus = 'names'
+  config.data.tokenizer = 'char'
+  config.steps = 10_000
+  config.batch_size = 32
+  config.eval_every = 500
+  config.eval_batches = 0             # the whole test set, every time
+  config.eval_batch_size = 1000
+  config.checkpoint_every = 2000
+  config.steps_per_dispatch = 10
+  o = config.optimizer                # makemore's AdamW: constant lr, no warmup, no clipping
+  o.name, o.lr, o.weight_decay, o.b1, o.b2, o.eps = 'adamw', 5e-4, 0.01, 0.9, 0.99, 1e-8
+  o.schedule, o.warmup_steps, o.min_lr, o.grad_clip = 'constant', 0, 5e-4, 0.0
+
+  config.model.name = arch
+  m = config.model
+  if arch == 'ffnn':
+    m.window, m.n_embd, m.n_hidden = 16, 64, 64
+  elif arch in ('rnn', 'gru', 'lstm'):
+    m.n_layer, m.n_embd, m.n_hidden = 1, 64, 64
+  elif arch == 'gpt':
+    m.n_layer, m.n_head, m.n_embd, m.block_size = 4, 4, 64, 16
+    m.dropout, m.bias = 0.0, True
+  return config

@@ -1,0 +1,299 @@
+"""BERT: heads, padding masks, masked-LM data and task, and the pretrain → fine-tune workflow (tiny sizes)."""
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lm_anatomy
+from lm_anatomy import config as config_lib
+from lm_anatomy import data, engine, hf, models, tasks
+from lm_anatomy.data import hf_tokenizers
+from lm_anatomy.data.sentences import IS_NEXT, NOT_NEXT, MaskedLMSentences, SentenceClassification
+from lm_anatomy.errors import CheckpointError, ConfigError
+from lm_anatomy.models import layers
+from lm_anatomy.models.bert import BERT
+from conftest import ROOT, load_config
+
+WORDS = ('good bad movie film plot acting great boring fun dull story the a and of is was it this not very '
+         'funny sad long short charming awful smart silly warm cold').split()
+
+
+def sentences(n, seed=0):
+  rng = np.random.default_rng(seed)
+  return [' '.join(rng.choice(WORDS, rng.integers(2, 14))) for _ in range(n)]
+
+
+@pytest.fixture(scope='module')
+def tokenizer():
+  return hf_tokenizers.WordPieceTokenizer.fit(sentences(300), vocab_size=120)
+
+
+def tiny(head='mlm', **kw):
+  return BERT(**dict(dict(vocab_size=40, num_classes=3, block_size=16, n_layer=2, n_head=2, n_embd=16,
+                          dropout=0.0, head=head), **kw))
+
+
+def init(model, T=10, B=2):
+  ids = jnp.ones((B, T), jnp.int32)
+  return model.init(jax.random.key(0), ids)['params']
+
+
+@pytest.mark.parametrize('head, shape', [('encoder', (3, 10, 16)), ('mlm', (3, 10, 40)), ('classify', (3, 3))])
+def test_head_shapes(head, shape):
+  model = tiny(head)
+  params = init(model)
+  out = model.apply({'params': params}, jnp.ones((3, 10), jnp.int32), attention_mask=jnp.ones((3, 10)))
+  assert out.shape == shape and out.dtype == jnp.float32
+  mlm, nsp = tiny('pretrain').apply({'params': init(tiny('pretrain'))}, jnp.ones((3, 10), jnp.int32))
+  assert mlm.shape == (3, 10, 40) and nsp.shape == (3, 2)
+
+
+@pytest.mark.parametrize('impl', ['einsum', 'xla'])
+def test_padding_does_not_change_real_tokens(impl):
+  """A sentence alone, and padded with any tokens that the mask hides, has the same hidden states."""
+  model = tiny('encoder', attention_impl=impl)
+  params = init(model)
+  ids = jax.random.randint(jax.random.key(1), (2, 6), 1, 40)
+  alone = model.apply({'params': params}, ids)
+  for pad_ids in (jnp.zeros((2, 5), jnp.int32), jax.random.randint(jax.random.key(2), (2, 5), 0, 40)):
+    padded = jnp.concatenate([ids, pad_ids], 1)
+    mask = jnp.concatenate([jnp.ones((2, 6)), jnp.zeros((2, 5))], 1)
+    out = model.apply({'params': params}, padded, attention_mask=mask)
+    np.testing.assert_allclose(out[:, :6], alone, atol=2e-5)
+  # Without the mask the padding does leak in: the mask is what isolates it.
+  unmasked = model.apply({'params': params}, padded)
+  assert not np.allclose(unmasked[:, :6], alone, atol=1e-3)
+
+
+def test_segments_change_outputs():
+  model = tiny('encoder')
+  params = init(model)
+  ids = jnp.arange(1, 9)[None]
+  a = model.apply({'params': params}, ids, token_type_ids=jnp.zeros_like(ids))
+  b = model.apply({'params': params}, ids, token_type_ids=jnp.ones_like(ids))
+  assert not np.allclose(a, b)
+
+
+def test_mlm_head_is_tied_to_word_embeddings():
+  model = tiny('mlm')
+  params = init(model)
+  assert 'mlm_bias' in params and not any('decoder' in k for k in params)
+  ids = jax.random.randint(jax.random.key(3), (2, 10), 0, 40)
+  logits = model.apply({'params': params}, ids)
+  hidden = model.apply({'params': params}, ids, method='encode')
+  d = params['mlm_dense']
+  h = layers.ACTIVATIONS['gelu'](hidden @ d['kernel'] + d['bias'])
+  mu, var = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
+  h = (h - mu) / jnp.sqrt(var + 1e-12) * params['mlm_ln']['scale'] + params['mlm_ln']['bias']
+  expected = h @ params['token_embed']['embedding'].T + params['mlm_bias']
+  np.testing.assert_allclose(logits, expected, atol=2e-5)
+  # Scoring only chosen positions gives the same scores there.
+  positions = jnp.array([[3, 0, 9], [1, 1, 5]])
+  some = model.apply({'params': params}, ids, masked_positions=positions)
+  np.testing.assert_allclose(some, jnp.take_along_axis(logits, positions[..., None], 1), atol=1e-6)
+  # The embedding gets gradient from the output side too (one matrix, two uses).
+  grad = jax.grad(lambda p: model.apply({'params': p}, jnp.zeros((1, 4), jnp.int32))[..., 7].sum())(params)
+  assert np.abs(grad['token_embed']['embedding'][7]).sum() > 0
+
+
+def test_pooled_heads_read_the_cls_vector():
+  for head, name in (('classify', 'classifier'), ('pretrain', 'nsp')):
+    model = tiny(head)
+    params = init(model)
+    ids = jax.random.randint(jax.random.key(4), (2, 10), 0, 40)
+    out = model.apply({'params': params}, ids)
+    out = out[1] if head == 'pretrain' else out
+    hidden = model.apply({'params': params}, ids, method='encode')
+    pooled = jnp.tanh(hidden[:, 0] @ params['pool_dense']['kernel'] + params['pool_dense']['bias'])
+    np.testing.assert_allclose(out, pooled @ params[name]['kernel'] + params[name]['bias'], atol=1e-5)
+
+
+def test_bad_model_configs_name_the_key():
+  config = load_config('bert_pretrain.py')
+  config.model.head = 'lm'
+  with pytest.raises(ConfigError, match="model.head='lm'"):
+    config_lib.validate(config)
+  config.model.head, config.model.pooler = 'classify', False
+  with pytest.raises(ConfigError, match='model.pooler=True'):
+    config_lib.validate(config)
+  with pytest.raises(ValueError, match='exceeds the 16 positions'):
+    init(tiny(), T=17)
+
+
+def test_configs_validate():
+  for name, arg in (('bert_pretrain.py', ''), ('bert_pretrain.py', 'tiny'), ('sst2_minilm.py', ''),
+                    ('sst2_minilm.py', 'tiny'), ('sst2_bert_scratch.py', ''), ('sst2_bert_scratch.py', 'noinit')):
+    config_lib.validate(load_config(name, arg))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Masked-LM data
+
+def mlm_dataset(tokenizer, next_sentence=False, n=200, seq_len=24, seed=0):
+  ids = tokenizer.encode_batch(sentences(n, seed=5))
+  return MaskedLMSentences({'train': list(ids), 'val': list(ids[:50])}, tokenizer, seq_len, seed,
+                           next_sentence=next_sentence)
+
+
+def test_masking_statistics(tokenizer):
+  ds = mlm_dataset(tokenizer)
+  specials = set(tokenizer.special_ids())
+  mask_id = tokenizer.special_id('mask')
+  chosen = kept = masked = random = 0
+  long_chosen = long_ordinary = 0  # rows of ≥ 10 ordinary tokens, where rounding and the minimum of 1 matter little
+  for step in range(60):
+    b = ds.train_batch(step, 32)
+    w = b['weights'] > 0
+    rows = np.broadcast_to(np.arange(32)[:, None], w.shape)
+    pos, tgt = b['masked_positions'][w], b['masked_targets'][w]
+    # Original tokens: the targets where chosen, the inputs elsewhere.
+    original = b['inputs'].copy()
+    original[rows[w], pos] = tgt
+    n_ordinary = ((b['attention_mask'] > 0) & ~np.isin(original, list(specials))).sum(1)
+    np.testing.assert_array_equal(w.sum(1), np.maximum(1, np.floor(0.15 * n_ordinary + 0.5)))
+    assert not np.isin(tgt, list(specials)).any()
+    assert len(set(zip(rows[w], pos))) == len(pos)      # no position twice
+    now = b['inputs'][rows[w], pos]
+    masked += (now == mask_id).sum()
+    kept += (now == tgt).sum()
+    random += ((now != mask_id) & (now != tgt)).sum()
+    chosen += w.sum()
+    long = n_ordinary >= 10
+    long_chosen += w[long].sum()
+    long_ordinary += n_ordinary[long].sum()
+  assert abs(long_chosen / long_ordinary - 0.15) < 0.01
+  assert abs(masked / chosen - 0.8) < 0.03
+  # "random" excludes draws that happened to hit the original token, which count as kept.
+  assert abs(random / chosen - 0.1) < 0.025 and abs(kept / chosen - 0.1) < 0.025
+
+
+def test_masked_batches_are_pure_and_eval_is_fixed(tokenizer):
+  ds = mlm_dataset(tokenizer, next_sentence=True)
+  a, b = ds.train_batch(3, 8), ds.train_batch(3, 8)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+  assert not np.array_equal(ds.train_batch(4, 8)['inputs'], a['inputs'])
+  halves = [MaskedLMSentences(ds.splits, tokenizer, 24, 0, next_sentence=True, process_index=p, process_count=2)
+            .train_batch(3, 8) for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate([h['inputs'] for h in halves]), a['inputs'])
+  first = list(ds.eval_batches('val', 16))
+  again = list(ds.eval_batches('val', 16))
+  for x, y in zip(first, again):
+    np.testing.assert_array_equal(x['inputs'], y['inputs'])
+  assert sum(float(b['weights'].sum(1).astype(bool).sum()) for b in first) == 50  # each sentence once
+
+
+def test_next_sentence_pairs(tokenizer):
+  ds = mlm_dataset(tokenizer, next_sentence=True, seq_len=40)
+  cls, sep = tokenizer.special_id('cls'), tokenizer.special_id('sep')
+  sentences_ = {tuple(s) for s in ds.splits['train']}
+  labels = []
+  for step in range(20):
+    b = ds.train_batch(step, 32)
+    original = b['inputs'].copy()
+    rows = np.broadcast_to(np.arange(32)[:, None], b['weights'].shape)
+    w = b['weights'] > 0
+    original[rows[w], b['masked_positions'][w]] = b['masked_targets'][w]
+    for row, seg, mask, label in zip(original, b['token_type_ids'], b['attention_mask'], b['next_sentence_labels']):
+      n = int(mask.sum())
+      seps = np.flatnonzero(row[:n] == sep)
+      assert row[0] == cls and len(seps) == 2 and seps[1] == n - 1
+      np.testing.assert_array_equal(seg[:n], (np.arange(n) > seps[0]).astype(int))
+      joined = tuple(row[1:seps[0]]) + tuple(row[seps[0] + 1:n - 1])
+      if label == IS_NEXT:
+        assert joined in sentences_
+      labels.append(label)
+  assert abs(np.mean(np.array(labels) == NOT_NEXT) - 0.5) < 0.08
+
+
+def test_masked_lm_loss_counts_masked_positions_only(tokenizer):
+  config = load_config('bert_pretrain.py', 'tiny')
+  ds = mlm_dataset(tokenizer, next_sentence=True)
+  model = BERT(vocab_size=tokenizer.vocab_size, block_size=24, n_layer=1, n_head=2, n_embd=16, head='pretrain',
+               dropout=0.0)
+  task = tasks.build(config, model, ds)
+  batch = ds.train_batch(0, 8)
+  params = task.init(jax.random.key(0), batch)
+  loss_sum, sums = task.loss(params, batch, None, train=False)
+  mlm, nsp = model.apply({'params': params}, batch['inputs'], attention_mask=batch['attention_mask'],
+                         token_type_ids=batch['token_type_ids'], masked_positions=batch['masked_positions'])
+  logp = jax.nn.log_softmax(mlm)
+  per_slot = -np.take_along_axis(np.asarray(logp), batch['masked_targets'][..., None], -1)[..., 0]
+  w = batch['weights']
+  per_seq_nsp = -np.take_along_axis(np.asarray(jax.nn.log_softmax(nsp)), batch['next_sentence_labels'][:, None], -1)[:, 0]
+  np.testing.assert_allclose(sums['mlm_loss'], (per_slot * w).sum(), rtol=1e-5)
+  np.testing.assert_allclose(loss_sum, (per_slot * w).sum() + (w.sum(1) * per_seq_nsp).sum(), rtol=1e-5)
+  # Targets in empty slots (weight 0) do not count.
+  changed = dict(batch, masked_targets=np.where(w > 0, batch['masked_targets'], 5))
+  assert float(task.loss(params, changed, None, train=False)[0]) == pytest.approx(float(loss_sum), rel=1e-6)
+  metrics = task.finalize(jax.device_get(sums), 'val_')
+  assert set(metrics) >= {'val_loss', 'val_accuracy', 'val_mlm_loss', 'val_nsp_loss', 'val_nsp_accuracy'}
+
+
+def test_dynamic_padding_trims_batches(tokenizer):
+  ids = tokenizer.encode_batch(sentences(64))
+  labels = np.arange(64) % 2
+  fixed = SentenceClassification({'train': (labels, ids)}, tokenizer, 40, 0)
+  dynamic = SentenceClassification({'train': (labels, ids)}, tokenizer, 40, 0, pad_to_multiple=8)
+  a, b = fixed.train_batch(2, 16), dynamic.train_batch(2, 16)
+  T = b['inputs'].shape[1]
+  assert T % 8 == 0 and T < 40 and T >= b['attention_mask'].sum(1).max()
+  np.testing.assert_array_equal(a['inputs'][:, :T], b['inputs'])
+  assert (a['attention_mask'][:, T:] == 0).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The workflow: pretrain from scratch, fine-tune from it, evaluate on a file
+
+@pytest.fixture
+def sst2_data(tmp_path, monkeypatch):
+  root = tmp_path / 'data'
+  (root / 'sst2').mkdir(parents=True)
+  for name, n, seed in (('stsa.binary.train', 160, 1), ('stsa.binary.dev', 40, 2)):
+    lines = [f'{int("good" in s.split()[:3])} {s}' for s in sentences(n, seed)]
+    (root / 'sst2' / name).write_text('\n'.join(lines) + '\n')
+  monkeypatch.setenv('LM_ANATOMY_DATA', str(root))
+  monkeypatch.setenv('LM_ANATOMY_CACHE', str(tmp_path / 'cache'))
+  return root
+
+
+def test_pretrain_then_fine_tune(sst2_data, tmp_path):
+  pre = load_config('bert_pretrain.py', 'tiny')
+  pre.data.tokenizer_vocab_size = 300
+  pre.steps, pre.eval_every, pre.checkpoint_every = 10, 10, 10
+  record = engine.train(pre, tmp_path / 'pre', progress=False)
+  assert 0 <= record['val_accuracy'] <= 1 and 'val_nsp_accuracy' in record
+  info = json.loads((tmp_path / 'pre' / 'data_info.json').read_text())
+  assert 0 < info['val_unigram_accuracy'] < 1
+
+  fine = load_config('sst2_bert_scratch.py')
+  fine.init_from = str(tmp_path / 'pre')
+  fine.model.n_layer, fine.model.n_head, fine.model.n_embd = 2, 2, 32
+  fine.batch_size, fine.steps, fine.eval_every, fine.checkpoint_every = 16, 6, 3, 3
+  fine.optimizer.warmup_steps = 1
+  ds = data.build(fine)
+  assert ds.tokenizer.to_json() == lm_anatomy.restore(tmp_path / 'pre').tokenizer.to_json()  # the run's own BPE
+  model = models.build(fine, ds.info)
+  fresh = tasks.build(fine, model, ds).init(jax.random.key(0), ds.example_batch(2))
+  merged = hf.init_params(fine.init_from, model, fresh)
+  pretrained = lm_anatomy.restore(tmp_path / 'pre', best=True).params
+  np.testing.assert_array_equal(merged['blocks_1']['mlp']['c_fc']['kernel'],
+                                pretrained['blocks_1']['mlp']['c_fc']['kernel'])
+  np.testing.assert_array_equal(merged['classifier']['kernel'], fresh['classifier']['kernel'])
+  assert 'mlm_bias' not in merged
+
+  engine.train(fine, tmp_path / 'fine', progress=False)
+  cmd = [sys.executable, '-m', 'lm_anatomy.evaluate', f'--workdir={tmp_path}/fine',
+         f'--file={sst2_data}/sst2/stsa.binary.dev', '--best']
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=180)
+  assert out.returncode == 0, out.stderr
+  metrics = json.loads(out.stdout.strip().splitlines()[-1])
+  assert metrics['count'] == 40 and 0 <= metrics['accuracy'] <= 1 and metrics['loss'] > 0
+
+  fine.model.n_embd = 64  # not the pretrained width
+  with pytest.raises(CheckpointError, match=r'model.n_embd: 64 here, 32 in the checkpoint'):
+    hf.init_params(fine.init_from, models.build(fine, ds.info), fresh)

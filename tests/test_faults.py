@@ -1,0 +1,157 @@
+"""Fault injection: preemption, kill -9, damaged checkpoints, NaNs. Each test names the fault it injects."""
+import json
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import lm_anatomy
+from lm_anatomy import engine
+from lm_anatomy.data import text
+from conftest import ROOT
+
+
+def _leaves(params):
+  return [np.asarray(x) for x in jax.tree.leaves(params)]
+
+
+def _assert_same_params(a, b):
+  for x, y in zip(_leaves(a.params), _leaves(b.params), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def _cmd(workdir, steps=60):
+  return [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/shakespeare_char.py:tiny',
+          f'--workdir={workdir}', f'--config.steps={steps}', '--config.checkpoint_every=10', '--config.eval_every=30',
+          '--config.model.n_embd=16', '--config.model.block_size=16', '--config.batch_size=4',
+          '--config.eval_batch_size=8', '--config.steps_per_dispatch=5', '--progress=false']
+
+
+def _config_like_cmd(tiny_config, steps=60):
+  tiny_config.steps, tiny_config.checkpoint_every, tiny_config.eval_every = steps, 10, 30
+  tiny_config.model.n_layer, tiny_config.model.n_head = 2, 2
+  tiny_config.eval_batches = 4
+  return tiny_config
+
+
+def _steps_on_disk(workdir):
+  d = pathlib.Path(workdir) / 'checkpoints'
+  return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
+
+
+def _wait_for_checkpoint(proc, workdir, timeout=120):
+  t0 = time.time()
+  while not _steps_on_disk(workdir):
+    assert proc.poll() is None, proc.communicate()
+    assert time.time() - t0 < timeout, 'no checkpoint appeared'
+    time.sleep(0.05)
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_preemption_saves_and_exits_cleanly(tiny_data, tmp_path, sig):
+  """Fault: SIGTERM / SIGINT mid-training. Expect exit 0 within 30 s with a checkpoint, then a clean resume."""
+  workdir = tmp_path / 'run'
+  proc = subprocess.Popen(_cmd(workdir, steps=100_000), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+  _wait_for_checkpoint(proc, workdir)
+  t0 = time.time()
+  proc.send_signal(sig)
+  out, err = proc.communicate(timeout=30)
+  assert time.time() - t0 < 30
+  assert proc.returncode == 0, err
+  stopped_at = lm_anatomy.restore(workdir).step
+  assert 0 < stopped_at < 100_000 and stopped_at % 5 == 0
+  assert 'run the same command to resume' in err
+
+
+def test_kill_9_at_random_moments_then_resume_is_bitwise_exact(tiny_data, tiny_config, tmp_path):
+  """Fault: SIGKILL at random moments, three times. Expect every resume to work, and the final
+  parameters to equal those of an uninterrupted run bit for bit."""
+  steps = 60
+  engine.train(_config_like_cmd(tiny_config, steps), tmp_path / 'whole', progress=False)
+  workdir = tmp_path / 'killed'
+  rng = random.Random(0)
+  kills = 0
+  while kills < 3:
+    proc = subprocess.Popen(_cmd(workdir, steps), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_checkpoint(proc, workdir)
+    time.sleep(rng.uniform(0.0, 1.5))
+    if proc.poll() is not None:  # finished before the kill: start over so every kill lands mid-run
+      import shutil
+      shutil.rmtree(workdir)
+      continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kills += 1
+    lm_anatomy.restore(workdir)  # whatever is on disk restores
+  done = subprocess.run(_cmd(workdir, steps), cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr
+  whole, killed = lm_anatomy.restore(tmp_path / 'whole'), lm_anatomy.restore(workdir)
+  assert whole.step == killed.step == steps
+  _assert_same_params(whole, killed)
+  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records] == [30, 60]
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'delete'])
+def test_damaged_latest_checkpoint_falls_back_to_previous(tiny_config, tmp_path, caplog, damage):
+  """Fault: a truncated or deleted array file inside the newest checkpoint. Expect a warning, a restore
+  of the previous checkpoint, and a resumed run identical to an uninterrupted one."""
+  config = _config_like_cmd(tiny_config, 30)
+  engine.train(config, tmp_path / 'whole', progress=False)
+  engine.train(config, tmp_path / 'run', stop_after=20, progress=False)
+  assert _steps_on_disk(tmp_path / 'run') == [10, 20]
+  files = [p for p in (tmp_path / 'run' / 'checkpoints' / '20').rglob('*') if p.is_file() and p.stat().st_size > 0
+           and 'state' in p.parts and 'METADATA' not in p.name.upper() and not p.name.startswith('_')]
+  assert files
+  victim = max(files, key=lambda p: p.stat().st_size)
+  if damage == 'truncate':
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
+  else:
+    victim.unlink()
+  with caplog.at_level('WARNING'):
+    run = lm_anatomy.restore(tmp_path / 'run')
+  assert run.step == 10
+  assert 'checkpoint at step 20 could not be restored' in caplog.text
+  engine.train(config, tmp_path / 'run', progress=False)
+  _assert_same_params(lm_anatomy.restore(tmp_path / 'whole'), lm_anatomy.restore(tmp_path / 'run'))
+
+
+def _poison_step(monkeypatch, bad_step):
+  original = text.StreamLM.train_batch
+
+  def train_batch(self, step, batch_size):
+    batch = original(self, step, batch_size)
+    if step == bad_step:
+      batch['weights'] = batch['weights'] * np.nan
+    return batch
+  monkeypatch.setattr(text.StreamLM, 'train_batch', train_batch)
+
+
+def test_nonfinite_loss_is_skipped_and_counted(tiny_config, tmp_path, monkeypatch):
+  """Fault: a NaN loss at step 7 with on_nonfinite='skip'. Expect the update skipped, counted, and no
+  NaN in any checkpoint."""
+  _poison_step(monkeypatch, 7)
+  tiny_config.on_nonfinite = 'skip'
+  record = engine.train(tiny_config, tmp_path / 'run', progress=False)
+  assert record['skipped_updates'] == 1
+  assert all(np.isfinite(x).all() for x in _leaves(lm_anatomy.restore(tmp_path / 'run').params))
+  for step in _steps_on_disk(tmp_path / 'run'):
+    assert all(np.isfinite(x).all() for x in _leaves(lm_anatomy.restore(tmp_path / 'run', step=step).params))
+
+
+def test_nonfinite_loss_stops_with_the_step(tiny_config, tmp_path, monkeypatch):
+  """Fault: a NaN loss at step 13 with on_nonfinite='stop'. Expect an error naming step 13, and only
+  the checkpoint from before it on disk."""
+  _poison_step(monkeypatch, 13)
+  tiny_config.on_nonfinite = 'stop'
+  with pytest.raises(engine.NonFiniteError, match='at step 13'):
+    engine.train(tiny_config, tmp_path / 'run', progress=False)
+  assert _steps_on_disk(tmp_path / 'run') == [10]

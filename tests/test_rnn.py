@@ -1,0 +1,172 @@
+"""The pre-Transformer models: PyTorch parity of the recurrent cells, carries, causality, windows, sizes."""
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lm_anatomy import config as config_lib
+from lm_anatomy import engine
+from lm_anatomy.errors import ConfigError
+from lm_anatomy.models.bigram import Bigram
+from lm_anatomy.models.ffnn import FFNN
+from lm_anatomy.models.rnn import GRU, LSTM, RNN
+from conftest import load_config
+
+FIXTURE = pathlib.Path(__file__).parent / 'fixtures' / 'rnn_reference.npz'
+RECURRENT = {'rnn': RNN, 'lstm': LSTM, 'gru': GRU}
+
+
+def _from_torch(ref, cell: str, n_layer: int) -> dict:
+  """Our parameter tree from PyTorch's weights (tests/fixtures/make_rnn_reference.py)."""
+  g = lambda k: jnp.asarray(ref[f'{cell}.{k}'])
+  params = {'wte': {'embedding': g('embedding')},
+            'lm_head': {'kernel': g('head.weight').T, 'bias': g('head.bias')},
+            'h0': jnp.zeros((n_layer, g('weight_hh_l0').shape[1]))}
+  if cell == 'lstm':
+    params['c0'] = params['h0']
+  for l in range(n_layer):
+    params[f'layer_{l}'] = {'w_ih': g(f'weight_ih_l{l}').T, 'w_hh': g(f'weight_hh_l{l}').T,
+                            'b_ih': g(f'bias_ih_l{l}'), 'b_hh': g(f'bias_hh_l{l}')}
+  return params
+
+
+@pytest.mark.parametrize('cell', ['lstm', 'gru', 'rnn'])
+def test_matches_pytorch_with_the_same_weights(cell):
+  ref = np.load(FIXTURE)
+  V, E = ref[f'{cell}.embedding'].shape
+  n_layer, _, H = ref[f'{cell}.h0'].shape
+  model = RECURRENT[cell](vocab_size=V, n_layer=n_layer, n_embd=E, n_hidden=H)
+  params = _from_torch(ref, cell, n_layer)
+  # The tree has exactly the model's own structure and shapes.
+  own = model.init(jax.random.key(0), jnp.asarray(ref[f'{cell}.idx']))['params']
+  assert jax.tree.map(jnp.shape, own) == jax.tree.map(jnp.shape, params)
+  keys = ('h0', 'c0') if cell == 'lstm' else ('h0',)
+  carry = tuple(jnp.asarray(ref[f'{cell}.{k}']) for k in keys)
+  logits, final = model.apply({'params': params}, jnp.asarray(ref[f'{cell}.idx']), carry, method='forward')
+  np.testing.assert_allclose(logits, ref[f'{cell}.logits'], atol=1e-5, rtol=0)
+  for got, key in zip(final, ('h_n', 'c_n')):
+    np.testing.assert_allclose(got, ref[f'{cell}.{key}'], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+def test_carry_over_chunks_equals_one_pass(cell):
+  model = RECURRENT[cell](vocab_size=13, n_layer=2, n_embd=8, n_hidden=10)
+  idx = jax.random.randint(jax.random.key(1), (3, 20), 0, 13)
+  params = model.init(jax.random.key(0), idx)['params']
+  params['h0'] = jax.random.normal(jax.random.key(2), params['h0'].shape)  # a non-trivial learned start
+  whole, whole_carry = model.apply({'params': params}, idx, method='forward')
+  np.testing.assert_array_equal(whole, model.apply({'params': params}, idx))
+  carry, pieces = None, []
+  for start, stop in ((0, 7), (7, 8), (8, 20)):
+    logits, carry = model.apply({'params': params}, idx[:, start:stop], carry, method='forward')
+    pieces.append(logits)
+  np.testing.assert_allclose(jnp.concatenate(pieces, 1), whole, atol=1e-5)
+  for a, b in zip(carry, whole_carry):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  assert len(carry) == (2 if cell == 'lstm' else 1) and carry[0].shape == (2, 3, 10)
+  # `carry=` on __call__ starts from the given state; a zero state differs from the learned start.
+  zero = model.zero_carry(3)
+  assert not np.allclose(model.apply({'params': params}, idx, carry=zero), whole)
+  with pytest.raises(ValueError, match=r'carry must be'):
+    model.apply({'params': params}, idx, carry=model.zero_carry(2))
+
+
+def test_time_runs_in_one_scan_per_layer():
+  model = LSTM(vocab_size=7, n_layer=2, n_embd=4, n_hidden=4)
+  idx = jnp.zeros((2, 50), jnp.int32)
+  params = model.init(jax.random.key(0), idx)['params']
+  jaxpr = str(jax.make_jaxpr(lambda p: model.apply({'params': p}, idx))(params))
+  assert jaxpr.count('scan[') == 2 and 'length=50' in jaxpr
+
+
+ALL_MODELS = [
+    Bigram(vocab_size=9),
+    FFNN(vocab_size=9, window=4, n_embd=3, n_hidden=5, direct=True),
+    RNN(vocab_size=9, n_layer=2, n_embd=4, n_hidden=6),
+    LSTM(vocab_size=9, n_embd=4, n_hidden=6),
+    GRU(vocab_size=9, n_embd=4, n_hidden=6, dropout=0.5, n_layer=2),
+]
+
+
+@pytest.mark.parametrize('model', ALL_MODELS, ids=lambda m: type(m).__name__)
+def test_shapes_and_causality(model):
+  x = jax.random.randint(jax.random.key(1), (2, 12), 0, 9)
+  params = model.init(jax.random.key(0), x)['params']
+  a = model.apply({'params': params}, x)
+  assert a.shape == (2, 12, 9) and a.dtype == jnp.float32
+  y = x.at[:, 8:].set((x[:, 8:] + 3) % 9)
+  b = model.apply({'params': params}, y)
+  np.testing.assert_allclose(a[:, :8], b[:, :8], atol=1e-6)  # the future does not leak into the past
+  if not isinstance(model, Bigram):
+    assert not np.allclose(a[:, 8:], b[:, 8:])
+  assert model.num_params(params) == sum(p.size for p in jax.tree.leaves(params))
+
+
+def test_dropout_between_layers_only_in_training():
+  model = GRU(vocab_size=9, n_embd=4, n_hidden=6, dropout=0.5, n_layer=2)
+  x = jax.random.randint(jax.random.key(1), (2, 12), 0, 9)
+  params = model.init(jax.random.key(0), x)['params']
+  run = lambda r: model.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(r)})
+  assert not np.allclose(run(0), run(1))
+  np.testing.assert_array_equal(model.apply({'params': params}, x), model.apply({'params': params}, x))
+  one_layer = GRU(vocab_size=9, n_embd=4, n_hidden=6, dropout=0.5, n_layer=1)
+  p1 = one_layer.init(jax.random.key(0), x)['params']
+  np.testing.assert_array_equal(one_layer.apply({'params': p1}, x, train=True, rngs={'dropout': jax.random.key(0)}),
+                                one_layer.apply({'params': p1}, x))  # nothing between layers to drop
+
+
+def test_ffnn_sees_exactly_its_window():
+  model = FFNN(vocab_size=9, window=3, n_embd=4, n_hidden=8)
+  x = jax.random.randint(jax.random.key(1), (1, 10), 0, 9)
+  params = model.init(jax.random.key(0), x)['params']
+  base = model.apply({'params': params}, x)
+  far = model.apply({'params': params}, x.at[0, 5].set((x[0, 5] + 1) % 9))
+  np.testing.assert_allclose(base[0, 8:], far[0, 8:], atol=1e-6)      # position 5 is 3 back from 8: outside
+  assert not np.allclose(base[0, 5:8], far[0, 5:8])                     # positions 5, 6, 7 see it
+  assert model.context_limit() == 3
+
+
+def test_makemore_sizes():
+  """The names configs' parameter counts beside makemore's (bigram and MLP identical by construction)."""
+  counts = {}
+  for arch in ('bigram', 'ffnn', 'rnn', 'gru', 'lstm'):
+    from lm_anatomy import models
+    config = load_config('names.py', arch)
+    model = models.build(config, {'vocab_size': 27})
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))['params'])
+    counts[arch] = model.num_params(params)
+  # makemore: bigram 729, mlp 69,147, rnn 11,803, gru 28,315. Ours keep PyTorch's two bias vectors per layer.
+  assert counts == {'bigram': 729, 'ffnn': 69_147, 'rnn': 11_803 + 64, 'gru': 28_315 + 192, 'lstm': 36_891}
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'name': 'lstm', 'n_hidden': 0}, 'model.n_hidden must be > 0'),
+    ({'name': 'ffnn', 'window': -1}, 'model.window must be > 0'),
+    ({'name': 'gru', 'dropout': 1.0}, 'model.dropout must be in [0, 1)'),
+    ({'name': 'rnn', 'n_head': 4}, "unknown config key 'model.n_head'"),
+    ({'name': 'bigram', 'n_embd': 4}, "unknown config key 'model.n_embd'"),
+])
+def test_bad_model_config_is_a_clear_error(change, message):
+  import ml_collections
+  config = load_config('names.py', 'bigram')
+  d = config.to_dict()
+  d['model'] = change
+  import re
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    config_lib.validate(ml_collections.ConfigDict(d))
+
+
+@pytest.mark.parametrize('arch', ['ffnn', 'rnn', 'lstm'])
+def test_trains_through_the_engine_on_text(tiny_config, tmp_path, arch):
+  """The same engine, task and text data as the GPT: only the model section changes."""
+  tiny_config.model = {'name': arch, 'n_embd': 16, **({'window': 4} if arch == 'ffnn' else {'n_hidden': 16})}
+  tiny_config.data.seq_len = 16
+  tiny_config.optimizer.lr, tiny_config.optimizer.warmup_steps = 1e-2, 0
+  record = engine.train(tiny_config, tmp_path / arch, progress=False)
+  import json
+  vocab = json.loads((tmp_path / arch / 'data_info.json').read_text())['vocab_size']
+  records = [json.loads(l) for l in (tmp_path / arch / 'metrics.jsonl').read_text().splitlines()]
+  assert record['step'] == 20 and record['val_loss'] < records[0]['val_loss'] < np.log(vocab)
+  assert record['val_loss'] < np.log(vocab) - 0.3  # uniform: log(vocab)

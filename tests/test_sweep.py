@@ -1,0 +1,112 @@
+"""The sweep runner: expansion, command lines, skipping finished points, aggregation."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lm_anatomy import engine, report, sweep
+from lm_anatomy.errors import ConfigError
+from conftest import ROOT
+
+TINY = f'{ROOT}/experiments/configs/shakespeare_char.py:tiny'
+TINY_OVERRIDES = {'steps': 10, 'eval_every': 5, 'checkpoint_every': 10, 'steps_per_dispatch': 5, 'batch_size': 4,
+                  'eval_batches': 2, 'model.n_layer': 1, 'model.n_embd': 16, 'model.block_size': 16}
+
+
+def test_points_are_the_product_of_points_and_axes():
+  sw = sweep.expand({'config': 'base.py', 'overrides': {'steps': 7},
+                     'points': [{'name': 'a', 'model.n_embd': 8}, {'config': 'other.py:big', 'tags': {'ref': 1.5}}],
+                     'axes': {'optimizer.lr': [0.1, 0.01], 'seed': [0]}})
+  assert [p.name for p in sw.points] == ['a,optimizer.lr=0.1,seed=0', 'a,optimizer.lr=0.01,seed=0',
+                                         'config=big,optimizer.lr=0.1,seed=0', 'config=big,optimizer.lr=0.01,seed=0']
+  assert sw.points[0].config == 'base.py' and sw.points[2].config == 'other.py:big'
+  assert sw.points[1].overrides == {'steps': 7, 'model.n_embd': 8, 'optimizer.lr': 0.01, 'seed': 0}
+  assert sw.points[3].tags == {'ref': 1.5} and sw.points[0].tags == {}
+  assert sw.axes == ['model.n_embd', 'config', 'optimizer.lr', 'seed']
+  assert sweep.Point('p', 'c.py:x', {'optimizer.lr': 0.001, 'model.bias': False, 'data.corpus': 'names'}).command('w') == [
+      'python', '-m', 'lm_anatomy.main', '--config=c.py:x', '--workdir=w/p', '--noprogress',
+      '--config.optimizer.lr=0.001', '--config.model.bias=False', '--config.data.corpus=names']
+
+
+@pytest.mark.parametrize('spec, message', [
+    ({'config': 'c.py', 'axis': {}}, "unknown sweep keys \\['axis'\\]"),
+    ({'config': 'c.py', 'axes': {'seed': []}}, "axis 'seed' must be a config key with a non-empty list"),
+    ({'config': 'c.py', 'points': [{'name': 'x'}, {'name': 'x'}]}, "share the names \\['x'\\]"),
+    ({'points': [{'seed': 1}]}, 'no config file'),
+])
+def test_bad_sweeps_are_config_errors(spec, message):
+  with pytest.raises(ConfigError, match=message):
+    sweep.expand(spec)
+
+
+def test_every_point_is_validated_before_any_runs(tiny_data, tmp_path):
+  sw = sweep.expand({'config': TINY, 'overrides': TINY_OVERRIDES,
+                     'points': [{'name': 'ok'}, {'name': 'bad', 'model.n_head': 3}]})
+  with pytest.raises(ConfigError, match="sweep point 'bad': model.n_embd \\(16\\) must be divisible by model.n_head"):
+    sweep.run(sw, tmp_path / 'sw', in_process=True, echo=lambda s: None)
+  assert not (tmp_path / 'sw').exists()
+
+
+def test_tiny_sweep_runs_skips_finished_points_and_aggregates(tiny_data, tmp_path):
+  sw = sweep.expand({'config': TINY, 'overrides': TINY_OVERRIDES, 'axes': {'model.n_embd': [8, 16]},
+                     'points': [{'name': 'gpt', 'tags': {'reference': 3.0}}], 'metric': 'val_loss'})
+  out = tmp_path / 'sw'
+  lines = []
+  assert sweep.run(sw, out, dry_run=True, echo=lines.append) == {'gpt,model.n_embd=8': 'printed',
+                                                                  'gpt,model.n_embd=16': 'printed'}
+  assert lines[0] == (f'python -m lm_anatomy.main --config={TINY} --workdir={out}/gpt,model.n_embd=8 --noprogress '
+                      + ' '.join(f'--config.{k}={v}' for k, v in {**TINY_OVERRIDES, 'model.n_embd': 8}.items()))
+  assert not out.exists()
+
+  # The first point stopped half-way (as a killed job would): the sweep resumes it; the second runs afresh.
+  small = out / 'gpt,model.n_embd=8'
+  engine.train(sw.points[0].build_config(), small, stop_after=5, progress=False)
+  assert sweep.status(small) == 'partial' and sweep.status(out / 'missing') == 'missing'
+  assert sweep.run(sw, out, in_process=True, echo=lines.append) == {p.name: 'ran' for p in sw.points}
+  assert json.loads((small / 'config.json').read_text())['model']['n_embd'] == 8
+  assert [r['step'] for r in sweep.records(small)] == [5, 10]
+  assert sweep.status(small) == 'finished' and json.loads((small / 'sweep_run.json').read_text())['wall_sec'] > 0
+  before = {p.name: (out / p.name / 'metrics.jsonl').read_text() for p in sw.points}
+  assert sweep.run(sw, out, in_process=True, echo=lines.append) == {p.name: 'skipped' for p in sw.points}
+  assert {p.name: (out / p.name / 'metrics.jsonl').read_text() for p in sw.points} == before
+  assert lines[-1] == '[2/2] gpt,model.n_embd=16: finished, skipped'
+
+  paths = report.write(sw, out)
+  assert sorted(p.name for p in paths) == ['final_val_loss.png', 'loss_curves.png', 'results.csv', 'results.md']
+  rows = list(csv.DictReader(open(out / 'results.csv')))
+  finals = {p.name: sweep.records(out / p.name)[-1] for p in sw.points}
+  assert [r['name'] for r in rows] == list(finals)
+  for row in rows:
+    assert float(row['val_loss']) == finals[row['name']]['val_loss'] and row['status'] == 'finished'
+    assert row['model'] == 'gpt' and row['reference'] == '3.0' and row['context_limit'] == '16'
+    assert float(row['tokens_per_sec']) > 0 and int(row['step']) == 10
+  assert int(rows[1]['params']) > int(rows[0]['params']) > 0 and float(rows[0]['flops_per_token']) > 0
+  md = (out / 'results.md').read_text().splitlines()
+  assert md[0].startswith('| name | model.n_embd | reference | status | model | params | flops_per_token |')
+  assert len(md) == 4 and md[2].startswith('| gpt,model.n_embd=8 | 8 | 3.0000 | finished | gpt |')
+  for png in ('loss_curves.png', 'final_val_loss.png'):
+    assert (out / png).read_bytes()[:4] == b'\x89PNG'
+
+
+def test_table_of_missing_runs_and_formatting(tmp_path):
+  rows = report.sweep_rows(sweep.expand({'config': 'c.py', 'axes': {'seed': [1, 2]}}), tmp_path)
+  assert rows == [{'name': 'seed=1', 'seed': 1, 'status': 'missing'}, {'name': 'seed=2', 'seed': 2, 'status': 'missing'}]
+  assert [report.fmt(v) for v in (None, 12345, 0.123456, 1.5e-6, float('inf'), 2e6, 'x')] == \
+      ['', '12,345', '0.1235', '1.5e-06', '∞', '2,000,000', 'x']
+
+
+def test_cli_dry_run_prints_the_commands(tmp_path):
+  path = tmp_path / 'family.py'
+  path.write_text("def get_sweep():\n  return {'points': [{'name': a, 'config': 'experiments/configs/names.py:' + a}"
+                  " for a in ('bigram', 'gpt')]}\n")
+  out = subprocess.run([sys.executable, '-m', 'lm_anatomy.sweep', f'--sweep={path}', '--dry_run'],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.splitlines() == [
+      f'python -m lm_anatomy.main --config=experiments/configs/names.py:{a} --workdir=runs/sweeps/family/{a} --noprogress'
+      for a in ('bigram', 'gpt')]
+  bad = subprocess.run([sys.executable, '-m', 'lm_anatomy.sweep', f'--sweep={tmp_path}/none.py', '--dry_run'],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert bad.returncode == 2 and 'error: sweep file' in bad.stderr and 'Traceback' not in bad.stderr
