@@ -249,7 +249,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   abstract = jax.eval_shape(init_fn, init_rng)
   state_sharding = strategy.state_sharding(abstract)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.keep_checkpoints)
-  restored = checkpointer.restore(ckpt_lib.abstract_like(abstract, state_sharding), quarantine=True)
+  restored = checkpointer.restore(strategy.checkpoint_target(abstract), quarantine=True)
   if restored is None:
     state, _ = strategy.init_state(init_fn, init_rng, abstract)
     if config.init_from:  # fine-tuning: pretrained weights replace the fresh ones they share a name with
@@ -259,7 +259,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     meta = {'best_val_loss': None, 'train_seconds': 0.0}
   else:
     state, meta, _ = restored
-  start = int(jax.device_get(state.step))
+    state = strategy.place_restored(state)
+  start = int(jax.device_get(strategy.checkpoint_view(state).step))
   if lead and start:
     log.info('resumed from step %d in %s', start, workdir)
 
@@ -267,7 +268,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
       make_train_chunk(make_train_step(task, tx, schedule, strategy, config.grad_accum_steps)), state_sharding)
   eval_fn = strategy.compile_eval(make_eval_step(task), state_sharding.params)
   eval_bs = config.eval_batch_size or config.batch_size
-  local_bs = config.batch_size // strategy.process_count
   tokens_per_step = config.batch_size * getattr(dataset, 'tokens_per_example', lambda: 1)()
   writer = MetricWriter(workdir, lead, start)
   primary = dataset.eval_splits[0] if dataset.eval_splits else None
@@ -300,12 +300,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
       while step < end:
         n, batches = pending
         device_batches = strategy.put_batch(batches, 1)
-        if n not in compiled:  # compile ahead of time, so tokens/s counts only training
+        shapes = (n,) + tuple((k, v.shape) for k, v in sorted(batches.items()))  # lengths may vary by batch
+        if shapes not in compiled:  # compile ahead of time, so tokens/s counts only training
           t0 = time.perf_counter()
-          compiled[n] = train_chunk.lower(state, device_batches, dropout_rng).compile()
+          compiled[shapes] = train_chunk.lower(state, device_batches, dropout_rng).compile()
           compile_time += time.perf_counter() - t0
         t0 = time.perf_counter()
-        state, metrics = compiled[n](state, device_batches, dropout_rng)
+        state, metrics = compiled[shapes](state, device_batches, dropout_rng)
         nxt = step + n
         pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
         metrics = jax.device_get(metrics)
@@ -328,7 +329,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           record = run_eval(step, final)
           record.update(train_loss=float(np.mean(train_losses)) if train_losses else float('nan'),
                         tokens_per_sec=tokens_per_step * (len(train_losses) or 1) / max(train_time, 1e-9),
-                        lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(state.skipped)),
+                        lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state).skipped)),
                         elapsed_sec=meta.get('train_seconds', 0.0) + train_time, compile_sec=compile_time)
           train_losses = []
           meta['train_seconds'] = meta.get('train_seconds', 0.0) + train_time
@@ -338,14 +339,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           val = record.get(f'{primary}_loss')
           if val is not None and math.isfinite(val) and (meta.get('best_val_loss') is None or val < meta['best_val_loss']):
             meta['best_val_loss'] = val
-            checkpointer.save_best(step, state, dict(meta), val)
+            checkpointer.save_best(step, strategy.checkpoint_view(state), dict(meta), val)
           if bar is not None:
             bar.write(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in record.items()
                                                    if k.endswith(('_loss', '_accuracy')) and isinstance(v, float)))
         if step % config.checkpoint_every == 0 or step == end or stop_flag.signal is not None:
           meta['train_seconds'] = meta.get('train_seconds', 0.0) + train_time
           train_time = 0.0
-          checkpointer.save(step, state, dict(meta))
+          checkpointer.save(step, strategy.checkpoint_view(state), dict(meta))
         if stop_flag.signal is not None:
           log.warning('signal %d: saved a checkpoint at step %d; run the same command to resume', stop_flag.signal, step)
           break

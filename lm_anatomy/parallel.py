@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -85,6 +84,20 @@ class MeshStrategy:
 
   def put_state(self, state, sharding):
     return jax.device_put(state, sharding)
+
+  def checkpoint_target(self, abstract_state):
+    """What a checkpoint restores into: shapes, dtypes and this run's shardings."""
+    from lm_anatomy.checkpoint import abstract_like
+    return abstract_like(abstract_state, self.state_sharding(abstract_state))
+
+  @staticmethod
+  def place_restored(state):
+    return state
+
+  @staticmethod
+  def checkpoint_view(state):
+    """The state as checkpoints hold it (one logical copy, whatever the layout)."""
+    return state
 
   def init_state(self, init_fn: Callable, rng, abstract_state):
     sharding = self.state_sharding(abstract_state)

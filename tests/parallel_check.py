@@ -1,0 +1,81 @@
+"""Runs in a subprocess with 8 CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=8).
+
+  python tests/parallel_check.py OUT.json
+
+Trains the same small GPT for 50 steps in each parallel mode with the same global batch, then moves
+checkpoints between layouts (fsdp on 8 devices → single device, and back). Writes the largest
+relative differences against the single-device run to OUT.json; tests/test_parallel.py asserts on them.
+"""
+import json
+import os
+import pathlib
+import sys
+import tempfile
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import lm_anatomy  # noqa: E402
+from lm_anatomy import engine  # noqa: E402
+from conftest import TINY_TEXT, load_config  # noqa: E402
+
+
+def config(mode: str):
+  c = load_config('shakespeare_char.py', 'tiny')
+  c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.block_size = 2, 2, 32, 16
+  c.batch_size, c.eval_batch_size, c.eval_batches = 16, 16, 2
+  c.steps, c.eval_every, c.checkpoint_every, c.steps_per_dispatch = 50, 10, 10, 5
+  c.parallel.mode = mode
+  return c
+
+
+def rel_diff(a, b) -> float:
+  """Largest elementwise relative difference of two loss curves."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-6)))
+
+
+def params_diff(w1, w2) -> dict:
+  """Largest over parameter arrays of ‖a − b‖ / ‖b‖ ('params'), and the largest |a − b| ('params_abs')."""
+  p1, p2 = lm_anatomy.restore(w1).params, lm_anatomy.restore(w2).params
+  rel, abs_ = [], []
+  for x, y in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    rel.append(float(np.linalg.norm(x - y) / np.linalg.norm(y)))
+    abs_.append(float(np.max(np.abs(x - y))))
+  return {'params': max(rel), 'params_abs': max(abs_)}
+
+
+def curve(workdir):
+  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  return [r['train_loss'] for r in records], [r['val_loss'] for r in records]
+
+
+def main(out_path):
+  assert jax.device_count() == 8, jax.devices()
+  root = pathlib.Path(tempfile.mkdtemp())
+  (root / 'data' / 'tinyshakespeare').mkdir(parents=True)
+  (root / 'data' / 'tinyshakespeare' / 'input.txt').write_text(TINY_TEXT)
+  os.environ['LM_ANATOMY_DATA'] = str(root / 'data')
+  result = {}
+  for mode in ('single', 'pmap', 'data', 'fsdp'):
+    engine.train(config(mode), root / mode, progress=False)
+  base_train, base_val = curve(root / 'single')
+  for mode in ('pmap', 'data', 'fsdp'):
+    train, val = curve(root / mode)
+    result[mode] = {'train_loss': rel_diff(train, base_train), 'val_loss': rel_diff(val, base_val),
+                    'records': len(train), **params_diff(root / mode, root / 'single')}
+  # Portability: stop at 30 in one layout, resume in the other.
+  for first, second in (('fsdp', 'single'), ('single', 'fsdp')):
+    w = root / f'{first}_to_{second}'
+    engine.train(config(first), w, stop_after=30, progress=False)
+    engine.train(config(second), w, progress=False)
+    result[f'{first}_to_{second}'] = params_diff(w, root / 'single')
+  fsdp_state = lm_anatomy.restore(root / 'fsdp')  # an 8-device fsdp run, restored on one device
+  result['fsdp_restored_on'] = len(jax.tree.leaves(fsdp_state.params)[0].devices())
+  pathlib.Path(out_path).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == '__main__':
+  main(sys.argv[1])

@@ -1,0 +1,37 @@
+"""Parallel modes on 8 simulated CPU devices, in a subprocess (the device count is fixed at JAX start-up)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope='module')
+def parallel_results(tmp_path_factory):
+  out = tmp_path_factory.mktemp('parallel') / 'result.json'
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
+  proc = subprocess.run([sys.executable, str(ROOT / 'tests' / 'parallel_check.py'), str(out)], env=env,
+                        capture_output=True, text=True, timeout=900, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize('mode', ['pmap', 'data', 'fsdp'])
+def test_mode_matches_single_device(parallel_results, mode):
+  r = parallel_results[mode]
+  assert r['records'] == 5
+  assert r['train_loss'] < 1e-5 and r['val_loss'] < 1e-5, r
+  assert r['params'] < 1e-5 and r['params_abs'] < 1e-6, r
+
+
+@pytest.mark.parametrize('move', ['fsdp_to_single', 'single_to_fsdp'])
+def test_checkpoints_move_between_layouts(parallel_results, move):
+  r = parallel_results[move]
+  assert r['params'] < 1e-5 and r['params_abs'] < 1e-6, r
+
+
+def test_fsdp_checkpoint_restores_on_one_device(parallel_results):
+  assert parallel_results['fsdp_restored_on'] == 1
