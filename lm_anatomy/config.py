@@ -90,6 +90,7 @@ def base() -> ml_collections.ConfigDict:
   c.parallel.coordinator_address = ''  # host:port; '' = from the cluster's environment
   c.parallel.num_processes = 0      # 0 = from the cluster's environment
   c.parallel.process_id = -1        # -1 = from the cluster's environment
+  c.parallel.cpu_collectives = 'gloo'  # cross-process collectives on the CPU backend
 
   c.model = ml_collections.ConfigDict()
   c.model.name = 'gpt'

@@ -32,6 +32,8 @@ def initialize_distributed(pcfg) -> None:
   if pcfg.process_id >= 0:
     kwargs['process_id'] = pcfg.process_id
   if not jax.distributed.is_initialized():
+    if pcfg.get('cpu_collectives'):
+      jax.config.update('jax_cpu_collectives_implementation', pcfg.cpu_collectives)
     jax.distributed.initialize(**kwargs)
 
 

@@ -1,0 +1,46 @@
+"""A real two-process run: two OS processes, jax.distributed on the CPU backend (gloo), loopback only."""
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+import lm_anatomy
+from lm_anatomy import engine
+from conftest import ROOT, load_config
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _run_pair(workdir, stop_after, data_dir):
+  port = _free_port()
+  procs = [subprocess.Popen([sys.executable, str(ROOT / 'tests' / 'multiprocess_check.py'), str(i), str(port),
+                             str(workdir), str(stop_after), str(data_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  return [out for out, _ in outs]
+
+
+def test_two_processes_train_checkpoint_resume_and_match_one(tiny_data, tmp_path):
+  outs = _run_pair(tmp_path / 'multi', 10, tiny_data)
+  assert all('of 2, 2 devices: done' in o for o in outs), outs
+  assert lm_anatomy.restore(tmp_path / 'multi').step == 10
+  _run_pair(tmp_path / 'multi', 0, tiny_data)  # resume to the end
+  c = load_config('shakespeare_char.py', 'tiny')
+  c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.block_size = 2, 2, 32, 16
+  c.batch_size, c.eval_batch_size, c.eval_batches = 8, 8, 2
+  c.steps, c.eval_every, c.checkpoint_every, c.steps_per_dispatch = 20, 10, 10, 5
+  engine.train(c, tmp_path / 'single', progress=False)
+  multi, single = lm_anatomy.restore(tmp_path / 'multi'), lm_anatomy.restore(tmp_path / 'single')
+  assert multi.step == single.step == 20
+  for a, b in zip(jax.tree.leaves(multi.params), jax.tree.leaves(single.params), strict=True):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-5
+    assert np.max(np.abs(a - b)) < 1e-6
