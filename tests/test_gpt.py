@@ -76,3 +76,37 @@ def test_top_k_and_top_p_filters():
   assert set(draws) <= {0, 1}
   draws = np.array([generate.sample_logits(logits, jax.random.key(i), top_p=0.4)[0] for i in range(50)])
   assert set(draws) == {0}
+
+
+def test_scanned_and_rematerialised_layers_compute_the_same_function(gpt):
+  model, params = gpt
+  x = jax.random.randint(jax.random.key(4), (2, 12), 0, 11)
+  scanned = model.clone(scan_layers=True)
+  stacked = dict(params)
+  blocks = [stacked.pop(f'h_{i}') for i in range(model.n_layer)]
+  stacked['h'] = {'block': jax.tree.map(lambda *xs: jnp.stack(xs), *blocks)}
+  init_tree = scanned.init(jax.random.key(0), x)['params']
+  assert jax.tree.structure(init_tree) == jax.tree.structure(stacked)
+  ref = model.apply({'params': params}, x)
+  np.testing.assert_allclose(scanned.apply({'params': stacked}, x), ref, atol=1e-5)
+  remat = model.clone(remat=True)
+  remat_params = {k: ({'block': v} if k.startswith('h_') else v) for k, v in params.items()}
+  np.testing.assert_allclose(remat.apply({'params': remat_params}, x), ref, atol=1e-5)
+  loss = lambda m, p: jnp.mean(m.apply({'params': p}, x) ** 2)
+  g_ref = jax.grad(lambda p: loss(model, p))(params)
+  g_remat = jax.grad(lambda p: loss(remat, p))(remat_params)
+  np.testing.assert_allclose(g_remat['h_1']['block']['mlp']['c_fc']['kernel'], g_ref['h_1']['mlp']['c_fc']['kernel'],
+                             atol=1e-6)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_logits(gpt):
+  model, params = gpt
+  x = jax.random.randint(jax.random.key(5), (2, 12), 0, 11)
+  bf16 = model.clone(dtype='bfloat16')
+  init = bf16.init(jax.random.key(0), x)['params']
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(init))
+  logits = bf16.apply({'params': params}, x)
+  assert logits.dtype == jnp.float32
+  ref = model.apply({'params': params}, x)
+  err = float(jnp.max(jnp.abs(logits - ref)))
+  assert 0 < err < 0.05  # bf16 rounding shows, but the function is the same

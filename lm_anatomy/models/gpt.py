@@ -37,6 +37,8 @@ class GPT(nn.Module):
   activation: str = 'gelu_tanh'
   layer_norm_eps: float = 1e-5
   attention_impl: str = 'auto'
+  scan_layers: bool = False         # one nn.scan over stacked layers: compile time independent of depth
+  remat: bool = False               # recompute each layer's activations in the backward pass
   dtype: str = 'float32'
 
   @staticmethod
@@ -58,7 +60,8 @@ class GPT(nn.Module):
   def __call__(self, idx, *, train: bool = False, decode: bool = False):
     B, T = idx.shape
     dtype = jnp.dtype(self.dtype)
-    wte = nn.Embed(self.vocab_size, self.n_embd, embedding_init=layers.normal(0.02), name='wte')
+    wte = nn.Embed(self.vocab_size, self.n_embd, embedding_init=layers.normal(0.02), dtype=dtype,
+                   param_dtype=jnp.float32, name='wte')
     wpe = self.param('wpe', layers.normal(0.02), (self.block_size, self.n_embd), jnp.float32)
     if decode:
       # Position of the first new token: how many tokens the cache already holds.
@@ -72,14 +75,14 @@ class GPT(nn.Module):
       pos = wpe[:T]
     x = (wte(idx) + pos[None]).astype(dtype)
     x = nn.Dropout(self.dropout)(x, deterministic=not train)
-    for i in range(self.n_layer):
-      x = layers.Block(
-          self.n_head, causal=True, pre_norm=True, activation=self.activation, use_bias=self.bias,
-          dropout=self.dropout, layer_norm_eps=self.layer_norm_eps, attention_impl=self.attention_impl,
-          out_init_std=0.02 / np.sqrt(2 * self.n_layer), dtype=dtype, name=f'h_{i}')(x, train=train, decode=decode)
+    block = dict(n_head=self.n_head, causal=True, pre_norm=True, activation=self.activation, use_bias=self.bias,
+                 dropout=self.dropout, layer_norm_eps=self.layer_norm_eps, attention_impl=self.attention_impl,
+                 out_init_std=0.02 / np.sqrt(2 * self.n_layer), dtype=dtype)
+    x = layers.apply_blocks(self, x, self.n_layer, block, train=train, decode=decode, scan=self.scan_layers,
+                            remat=self.remat)
     x = layers.layer_norm(self.layer_norm_eps, self.bias, dtype, 'ln_f')(x)
-    logits = wte.attend(x.reshape(B * T, self.n_embd).astype(jnp.float32))
-    return logits.reshape(B, T, self.vocab_size)
+    logits = wte.attend(x.reshape(B * T, self.n_embd))  # in the compute dtype; loss and softmax in float32
+    return logits.astype(jnp.float32).reshape(B, T, self.vocab_size)
 
   def num_params(self, params, exclude_embeddings: bool = True) -> int:
     n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))

@@ -205,3 +205,39 @@ class Block(nn.Module):
       else:
         x = norm(ln_name)(x + f(x))
     return x
+
+
+class _LayerStep(nn.Module):
+  """One Block as a scan step: (x, None) → (Block(x), None). `train` and `decode` are fields so that
+  nn.scan and nn.remat see them as static."""
+  block: dict
+  train: bool = False
+  decode: bool = False
+
+  @nn.compact
+  def __call__(self, x, _):
+    return Block(**self.block, name='block')(x, train=self.train, decode=self.decode), None
+
+
+def apply_blocks(module: nn.Module, x, n_layer: int, block: dict, *, train: bool, decode: bool,
+                 scan: bool = False, remat: bool = False, prefix: str = 'h'):
+  """x ← Block_l(x) for l = 1 … n_layer, with Block(**block).
+
+  Unrolled (default): sub-modules `{prefix}_0 … {prefix}_{L-1}`. With `scan`, one `nn.scan` over a
+  stacked `{prefix}` (parameters [L, ...]): compile time independent of depth. With `remat`, each
+  layer's activations are recomputed in the backward pass instead of stored.
+  Call from inside `module`'s compact method.
+  """
+  if not scan and not remat:
+    for i in range(n_layer):
+      x = Block(**block, parent=module, name=f'{prefix}_{i}')(x, train=train, decode=decode)
+    return x
+  step = nn.remat(_LayerStep, prevent_cse=not scan) if remat else _LayerStep
+  if scan:
+    stack = nn.scan(step, variable_axes={'params': 0, 'cache': 0}, split_rngs={'params': True, 'dropout': True},
+                    length=n_layer)
+    x, _ = stack(block, train, decode, parent=module, name=prefix)(x, None)
+    return x
+  for i in range(n_layer):
+    x, _ = step(block, train, decode, parent=module, name=f'{prefix}_{i}')(x, None)
+  return x
