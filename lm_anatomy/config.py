@@ -46,6 +46,7 @@ def base() -> ml_collections.ConfigDict:
   c.steps_per_dispatch = 1          # train steps per compiled call (lax.scan); cuts dispatch cost
   c.grad_accum_steps = 1
   c.dtype = 'float32'               # compute dtype; params and optimizer state stay float32
+  c.report_mfu = True              # MFU in metrics.jsonl (on CPU the peak is a measured matmul, ~1 s)
   c.on_nonfinite = 'skip'           # NaN/inf loss or grads: skip the update, or stop the run
   c.init_from = ''                  # start from these weights: a Hugging Face checkpoint dir, a package
                                     #   holding one, or a run's workdir (lm_anatomy/hf.py, init_params)

@@ -269,6 +269,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   eval_fn = strategy.compile_eval(make_eval_step(task), state_sharding.params)
   eval_bs = config.eval_batch_size or config.batch_size
   tokens_per_step = config.batch_size * getattr(dataset, 'tokens_per_example', lambda: 1)()
+  flops_per_token = peak_flops = float('nan')
+  if config.report_mfu and hasattr(model, 'flops_per_token'):
+    from lm_anatomy import flops
+    flops_per_token = model.flops_per_token(config_lib.seq_len(config), abstract.params)
+    peak_flops = flops.device_peak_flops()[0] * strategy.num_devices
   writer = MetricWriter(workdir, lead, start)
   primary = dataset.eval_splits[0] if dataset.eval_splits else None
 
@@ -331,6 +336,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
                         tokens_per_sec=tokens_per_step * (len(train_losses) or 1) / max(train_time, 1e-9),
                         lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state).skipped)),
                         elapsed_sec=meta.get('train_seconds', 0.0) + train_time, compile_sec=compile_time)
+          if math.isfinite(flops_per_token * peak_flops):
+            record['mfu'] = flops_per_token * record['tokens_per_sec'] / peak_flops
           train_losses = []
           meta['train_seconds'] = meta.get('train_seconds', 0.0) + train_time
           train_time = 0.0

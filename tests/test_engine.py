@@ -24,6 +24,7 @@ def test_run_writes_outputs_and_learns(tiny_config, tmp_path):
   assert [r['step'] for r in records] == [10, 20]
   for key in ('train_loss', 'val_loss', 'val_perplexity', 'val_bpc', 'tokens_per_sec'):
     assert all(np.isfinite(r[key]) for r in records), key
+  assert all(0 < r['mfu'] < 1 for r in records)
   assert records[-1]['val_perplexity'] == pytest.approx(np.exp(records[-1]['val_loss']))
   assert records[-1]['val_bpc'] == pytest.approx(records[-1]['val_loss'] / np.log(2))
   assert records[-1]['val_loss'] < np.log(tiny_config_vocab(run))  # better than uniform
