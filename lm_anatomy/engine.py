@@ -332,8 +332,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
         final = step == config.steps
         if (step % config.eval_every == 0 or final) and primary is not None:
           record = run_eval(step, final)
-          record.update(train_loss=float(np.mean(train_losses)) if train_losses else float('nan'),
-                        tokens_per_sec=tokens_per_step * (len(train_losses) or 1) / max(train_time, 1e-9),
+          # train_loss: the mean training loss since the last evaluation, unless the train split was
+          # just evaluated in full (eval_train), which is the better figure.
+          record.setdefault('train_loss', float(np.mean(train_losses)) if train_losses else float('nan'))
+          record.update(tokens_per_sec=tokens_per_step * (len(train_losses) or 1) / max(train_time, 1e-9),
                         lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state).skipped)),
                         elapsed_sec=meta.get('train_seconds', 0.0) + train_time, compile_sec=compile_time)
           if math.isfinite(flops_per_token * peak_flops):

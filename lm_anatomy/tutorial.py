@@ -22,6 +22,7 @@ class Classifier:
   """A trained run with its dataset: scores ŷ = f(x), predictions and the training objective."""
   run: api.Pretrained
   dataset: object
+  workdir: pathlib.Path | None = None
 
   @classmethod
   def train(cls, config, workdir: str | pathlib.Path) -> 'Classifier':
@@ -32,7 +33,7 @@ class Classifier:
   @classmethod
   def load(cls, workdir: str | pathlib.Path) -> 'Classifier':
     run = api.restore(workdir)
-    return cls(run, data.build(run.config))
+    return cls(run, data.build(run.config), pathlib.Path(workdir))
 
   def scores(self, x, method=None) -> np.ndarray:
     """ŷ [N, d_out] for inputs x [N, d]."""

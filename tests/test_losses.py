@@ -1,0 +1,122 @@
+"""Every loss against a value computed by hand, and the classification losses as the task uses them."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lm_anatomy import losses, tasks
+from lm_anatomy.config import base
+from lm_anatomy.errors import ConfigError
+
+f32 = lambda x: jnp.asarray(x, jnp.float32)
+i32 = lambda x: jnp.asarray(x, jnp.int32)
+
+
+def test_softmax_cross_entropy_by_hand():
+  # softmax([0, ln 2, ln 3]) = [1, 2, 3] / 6
+  z = f32([[0.0, math.log(2), math.log(3)]] * 2)
+  np.testing.assert_allclose(losses.cross_entropy(z, i32([2, 0])), [math.log(2), math.log(6)], rtol=1e-6)
+  # ε = 0.3, C = 3: q = [0.1, 0.1, 0.8] for label 2
+  want = 0.1 * math.log(6) + 0.1 * math.log(3) + 0.8 * math.log(2)
+  np.testing.assert_allclose(losses.cross_entropy(z[:1], i32([2]), 0.3), [want], rtol=1e-6)
+
+
+def test_sigmoid_cross_entropy_by_hand():
+  # σ(ln 3) = 3/4
+  z = f32([math.log(3), math.log(3), 0.0])
+  np.testing.assert_allclose(losses.sigmoid_cross_entropy(z, i32([1, 0, 1])),
+                             [math.log(4 / 3), math.log(4), math.log(2)], rtol=1e-6)
+  # ε = 0.2, label 1: q = 0.9
+  want = -0.9 * math.log(3 / 4) - 0.1 * math.log(1 / 4)
+  np.testing.assert_allclose(losses.sigmoid_cross_entropy(z[:1], i32([1]), 0.2), [want], rtol=1e-6)
+  # dℓ/dŷ = σ(ŷ) − y
+  grad = jax.grad(lambda s: losses.sigmoid_cross_entropy(s, i32(1)))(f32(math.log(3)))
+  assert float(grad) == pytest.approx(-0.25, rel=1e-6)
+
+
+def test_squared_errors_by_hand():
+  # binary: t = 2y − 1; (0.5 − 1)² and (0.5 + 1)²
+  np.testing.assert_allclose(losses.binary_squared_error(f32([0.5, 0.5]), i32([1, 0])), [0.25, 2.25], rtol=1e-6)
+  # C scores against onehot(2): 0.5² + (−1)² + (2 − 1)²
+  np.testing.assert_allclose(losses.squared_error(f32([[0.5, -1.0, 2.0]]), i32([2])), [2.25], rtol=1e-6)
+
+
+def test_hinge_losses_by_hand():
+  np.testing.assert_allclose(losses.binary_hinge(f32([0.5, 0.5, 3.0, -2.0]), i32([1, 0, 1, 0])),
+                             [0.5, 1.5, 0.0, 0.0], rtol=1e-6)
+  # max(0, 1 − (ŷ_y − max_{c≠y} ŷ_c))
+  scores = f32([[1.0, 3.0, 2.5], [1.0, 3.0, 2.5], [5.0, 1.0, 0.0]])
+  np.testing.assert_allclose(losses.multiclass_hinge(scores, i32([1, 0, 0])), [0.5, 3.0, 0.0], rtol=1e-6)
+
+
+def test_ranking_margin_by_hand():
+  # max(0, m − (s⁺ − s⁻))
+  np.testing.assert_allclose(losses.ranking_margin(f32([2.0, 0.2, 1.0]), f32([0.5, 0.5, 1.0])), [0.0, 1.3, 1.0],
+                             rtol=1e-6)
+  np.testing.assert_allclose(losses.ranking_margin(f32([0.2]), f32([0.5]), margin=2.0), [2.3], rtol=1e-6)
+
+
+def test_ranking_margin_sees_only_score_differences():
+  """A shift c added to both scores (e.g. a bias) changes nothing: dℓ/dc = 0, so a bias learns nothing."""
+  pos, neg = f32([0.3, 2.0, -1.0]), f32([0.5, 0.1, -0.2])
+  grad = jax.grad(lambda c: jnp.sum(losses.ranking_margin(pos + c, neg + c)))(f32(0.7))
+  assert float(grad) == 0.0
+  np.testing.assert_allclose(losses.ranking_margin(pos + 5.0, neg + 5.0), losses.ranking_margin(pos, neg), rtol=1e-6)
+
+
+def test_triplet_by_hand():
+  # ‖a − p‖ = 5; ‖a − n‖ = 1 → 5 − 1 + 1; ‖a − n‖ = 10 → max(0, 5 − 10 + 1) = 0
+  a, p = f32([[0.0, 0.0]] * 2), f32([[3.0, 4.0]] * 2)
+  n = f32([[0.0, 1.0], [6.0, 8.0]])
+  np.testing.assert_allclose(losses.triplet(a, p, n), [5.0, 0.0], rtol=1e-6)
+  np.testing.assert_allclose(losses.triplet(a[:1], p[:1], n[:1], margin=0.5), [4.5], rtol=1e-6)
+
+
+def test_l2_penalty_and_task_regularizer_by_hand():
+  params = {'layer': {'kernel': f32([[1.0, 2.0], [3.0, 4.0]]), 'bias': f32([5.0])}}
+  assert float(losses.l2_penalty(params)) == pytest.approx(15.0)  # ½(1 + 4 + 9 + 16); biases not penalised
+  config = _classify_config(l2=0.1)
+  assert float(tasks.build(config, None, None).regularizer(params)) == pytest.approx(1.5)
+  assert float(tasks.build(_classify_config(l2=0.0), None, None).regularizer(params)) == 0.0
+
+
+def _classify_config(loss='cross_entropy', l2=0.0, label_smoothing=0.0):
+  config = base()
+  config.task.name, config.task.loss, config.task.l2, config.task.label_smoothing = 'classify', loss, l2, label_smoothing
+  return config
+
+
+@pytest.mark.parametrize('name, one_score, many_scores', [
+    ('squared', [2.25], [2.25]),
+    ('hinge', [1.5], [0.0]),
+    ('cross_entropy', [math.log(4)], [math.log(2)]),
+])
+def test_classification_losses_pick_binary_or_multiclass_by_width(name, one_score, many_scores):
+  fn = tasks.CLASSIFICATION_LOSSES[name]
+  one = {'squared': 0.5, 'hinge': 0.5, 'cross_entropy': math.log(3)}[name]
+  np.testing.assert_allclose(fn(f32([[one]]), i32([0]), 0.0), one_score, rtol=1e-6)
+  many = {'squared': [[0.5, -1.0, 2.0]], 'hinge': [[5.0, 1.0, 0.0]],
+          'cross_entropy': [[0.0, math.log(2), math.log(3)]]}[name]
+  label = {'squared': 2, 'hinge': 0, 'cross_entropy': 2}[name]
+  np.testing.assert_allclose(fn(f32(many), i32([label]), 0.0), many_scores, rtol=1e-6)
+
+
+def test_label_smoothing_only_with_cross_entropy():
+  tasks.build(_classify_config('cross_entropy', label_smoothing=0.1), None, None)
+  with pytest.raises(ConfigError, match="task.label_smoothing applies to \\['cross_entropy'\\] only, not task.loss='hinge'"):
+    tasks.build(_classify_config('hinge', label_smoothing=0.1), None, None)
+
+
+def test_classify_task_scores_one_output_by_sign():
+  """The task's loss and accuracy for a one-score model: loss by hand, prediction 1 iff ŷ > 0."""
+  class Fixed:
+    def apply(self, variables, inputs, train=False, rngs=None):
+      return inputs
+  task = tasks.build(_classify_config('hinge'), Fixed(), None)
+  batch = {'inputs': f32([[0.5], [-2.0], [0.0]]), 'labels': i32([1, 1, 0]), 'weights': f32([1, 1, 0])}
+  loss_sum, sums = task.loss({}, batch, None, train=False)
+  assert float(loss_sum) == pytest.approx(0.5 + 3.0)  # the weight-0 row counts for nothing
+  assert float(sums['correct']) == 1.0 and float(sums['weight']) == 2.0
+  assert task.finalize(jax.device_get(sums), 'val_') == {'val_loss': pytest.approx(1.75), 'val_accuracy': 0.5}
