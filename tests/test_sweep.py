@@ -9,8 +9,11 @@ import pytest
 from lm_anatomy import engine, report, sweep
 from lm_anatomy.errors import ConfigError
 from conftest import ROOT
+from test_names import names_data  # noqa: F401  (a fixture: a tiny names corpus)
 
 TINY = f'{ROOT}/experiments/configs/shakespeare_char.py:tiny'
+NAMES_OVERRIDES = {'steps': 10, 'eval_every': 5, 'checkpoint_every': 10, 'steps_per_dispatch': 5, 'batch_size': 4,
+                   'eval_batch_size': 4}
 TINY_OVERRIDES = {'steps': 10, 'eval_every': 5, 'checkpoint_every': 10, 'steps_per_dispatch': 5, 'batch_size': 4,
                   'eval_batches': 2, 'model.n_layer': 1, 'model.n_embd': 16, 'model.block_size': 16}
 
@@ -49,52 +52,59 @@ def test_every_point_is_validated_before_any_runs(tiny_data, tmp_path):
   assert not (tmp_path / 'sw').exists()
 
 
-def test_tiny_sweep_runs_skips_finished_points_and_aggregates(tiny_data, tmp_path):
-  sw = sweep.expand({'config': TINY, 'overrides': TINY_OVERRIDES, 'axes': {'model.n_embd': [8, 16]},
-                     'points': [{'name': 'gpt', 'tags': {'reference': 3.0}}], 'metric': 'val_loss'})
+def test_tiny_sweep_runs_skips_finished_points_and_aggregates(names_data, tmp_path):
+  names = f'{ROOT}/experiments/configs/names.py'
+  sw = sweep.expand({'config': f'{names}:bigram', 'overrides': NAMES_OVERRIDES, 'axes': {'optimizer.lr': [0.1]},
+                     'points': [{'name': 'bigram', 'tags': {'reference': 3.0}},
+                                {'name': 'ffnn', 'config': f'{names}:ffnn', 'model.n_hidden': 8, 'model.window': 3}],
+                     'metric': 'test_loss'})
   out = tmp_path / 'sw'
   lines = []
-  assert sweep.run(sw, out, dry_run=True, echo=lines.append) == {'gpt,model.n_embd=8': 'printed',
-                                                                  'gpt,model.n_embd=16': 'printed'}
-  assert lines[0] == (f'python -m lm_anatomy.main --config={TINY} --workdir={out}/gpt,model.n_embd=8 --noprogress '
-                      + ' '.join(f'--config.{k}={v}' for k, v in {**TINY_OVERRIDES, 'model.n_embd': 8}.items()))
+  assert sweep.run(sw, out, dry_run=True, echo=lines.append) == {'bigram,optimizer.lr=0.1': 'printed',
+                                                                  'ffnn,optimizer.lr=0.1': 'printed'}
+  assert lines[1] == (f'python -m lm_anatomy.main --config={names}:ffnn --workdir={out}/ffnn,optimizer.lr=0.1 '
+                      '--noprogress ' + ' '.join(f'--config.{k}={v}' for k, v in NAMES_OVERRIDES.items())
+                      + ' --config.model.n_hidden=8 --config.model.window=3 --config.optimizer.lr=0.1')
   assert not out.exists()
 
   # The first point stopped half-way (as a killed job would): the sweep resumes it; the second runs afresh.
-  small = out / 'gpt,model.n_embd=8'
-  engine.train(sw.points[0].build_config(), small, stop_after=5, progress=False)
-  assert sweep.status(small) == 'partial' and sweep.status(out / 'missing') == 'missing'
+  first = out / 'bigram,optimizer.lr=0.1'
+  engine.train(sw.points[0].build_config(), first, stop_after=5, progress=False)
+  assert sweep.status(first) == 'partial' and sweep.status(out / 'missing') == 'missing'
   assert sweep.run(sw, out, in_process=True, echo=lines.append) == {p.name: 'ran' for p in sw.points}
-  assert json.loads((small / 'config.json').read_text())['model']['n_embd'] == 8
-  assert [r['step'] for r in sweep.records(small)] == [5, 10]
-  assert sweep.status(small) == 'finished' and json.loads((small / 'sweep_run.json').read_text())['wall_sec'] > 0
+  assert json.loads((first / 'config.json').read_text())['optimizer']['lr'] == 0.1
+  assert [r['step'] for r in sweep.records(first)] == [5, 10]
+  assert sweep.status(first) == 'finished' and json.loads((first / 'sweep_run.json').read_text())['wall_sec'] > 0
   before = {p.name: (out / p.name / 'metrics.jsonl').read_text() for p in sw.points}
   assert sweep.run(sw, out, in_process=True, echo=lines.append) == {p.name: 'skipped' for p in sw.points}
   assert {p.name: (out / p.name / 'metrics.jsonl').read_text() for p in sw.points} == before
-  assert lines[-1] == '[2/2] gpt,model.n_embd=16: finished, skipped'
+  assert lines[-1] == '[2/2] ffnn,optimizer.lr=0.1: finished, skipped'
 
   paths = report.write(sw, out)
-  assert sorted(p.name for p in paths) == ['final_val_loss.png', 'loss_curves.png', 'results.csv', 'results.md']
+  assert sorted(p.name for p in paths) == ['final_test_loss.png', 'loss_curves.png', 'results.csv', 'results.md']
   rows = list(csv.DictReader(open(out / 'results.csv')))
   finals = {p.name: sweep.records(out / p.name)[-1] for p in sw.points}
   assert [r['name'] for r in rows] == list(finals)
   for row in rows:
-    assert float(row['val_loss']) == finals[row['name']]['val_loss'] and row['status'] == 'finished'
-    assert row['model'] == 'gpt' and row['reference'] == '3.0' and row['context_limit'] == '16'
-    assert float(row['tokens_per_sec']) > 0 and int(row['step']) == 10
-  assert int(rows[1]['params']) > int(rows[0]['params']) > 0 and float(rows[0]['flops_per_token']) > 0
+    assert float(row['test_loss']) == finals[row['name']]['test_loss'] and row['status'] == 'finished'
+    assert float(row['tokens_per_sec']) > 0 and int(row['step']) == 10 and float(row['optimizer.lr']) == 0.1
+  V = json.loads((first / 'data_info.json').read_text())['vocab_size']
+  assert [(r['model'], r['params'], r['context_limit'], r['reference']) for r in rows] == \
+      [('bigram', str(V * V), '1', '3.0'), ('ffnn', str((V + 1) * 64 + 3 * 64 * 8 + 8 + 8 * V + V), '3', '')]
+  assert float(rows[0]['flops_per_token']) == 0 and float(rows[1]['flops_per_token']) == 6 * (3 * 64 * 8 + 8 * V)
   md = (out / 'results.md').read_text().splitlines()
-  assert md[0].startswith('| name | model.n_embd | reference | status | model | params | flops_per_token |')
-  assert len(md) == 4 and md[2].startswith('| gpt,model.n_embd=8 | 8 | 3.0000 | finished | gpt |')
-  for png in ('loss_curves.png', 'final_val_loss.png'):
+  assert md[0] == ('| name | config | model.n_hidden | model.window | optimizer.lr | reference | status | model | '
+                   'params | flops_per_token | context_limit | wall_sec | ' + ' | '.join(finals['ffnn,optimizer.lr=0.1']) + ' |')
+  assert len(md) == 4 and md[2].startswith('| bigram,optimizer.lr=0.1 | bigram |  |  | 0.1000 | 3.0000 | finished | bigram | 484 |')
+  for png in ('loss_curves.png', 'final_test_loss.png'):
     assert (out / png).read_bytes()[:4] == b'\x89PNG'
 
 
 def test_table_of_missing_runs_and_formatting(tmp_path):
   rows = report.sweep_rows(sweep.expand({'config': 'c.py', 'axes': {'seed': [1, 2]}}), tmp_path)
   assert rows == [{'name': 'seed=1', 'seed': 1, 'status': 'missing'}, {'name': 'seed=2', 'seed': 2, 'status': 'missing'}]
-  assert [report.fmt(v) for v in (None, 12345, 0.123456, 1.5e-6, float('inf'), 2e6, 'x')] == \
-      ['', '12,345', '0.1235', '1.5e-06', '∞', '2,000,000', 'x']
+  assert [report.fmt(v) for v in (None, 12345, 0.123456, 1.5e-6, float('inf'), 2e6, 0.0, 'x', True)] == \
+      ['', '12,345', '0.1235', '1.5e-06', '∞', '2,000,000', '0', 'x', 'True']
 
 
 def test_cli_dry_run_prints_the_commands(tmp_path):

@@ -42,9 +42,9 @@ def get_config(arg: str = 'gpt'):
   config.model.name = arch
   m = config.model
   if arch == 'ffnn':
-    m.window, m.n_embd, m.n_hidden = 16, 64, 64
+    m.window, m.n_embd, m.n_hidden, m.direct, m.dropout = 16, 64, 64, False, 0.0
   elif arch in ('rnn', 'gru', 'lstm'):
-    m.n_layer, m.n_embd, m.n_hidden = 1, 64, 64
+    m.n_layer, m.n_embd, m.n_hidden, m.dropout = 1, 64, 64, 0.0
   elif arch == 'gpt':
     m.n_layer, m.n_head, m.n_embd, m.block_size = 4, 4, 64, 16
     m.dropout, m.bias = 0.0, True

@@ -2,7 +2,7 @@
 
 They feed the context-length and vanishing-gradient studies (experiments/studies/). All train on
 windows of 128 characters (batch 32, 2,000 steps, AdamW, cosine decay, gradients clipped at 1);
-the FFNN sees 16 of them, the GPT's block is 128, the recurrent models are not limited.
+the FFNN sees 16 of them, the GPT (2 layers) has a block of 128, the recurrent models are not limited.
 
   python -m lm_anatomy.main --config=experiments/configs/shakespeare_family.py:ffnn --workdir=runs/shakespeare_family/ffnn
   python -m lm_anatomy.main --config=experiments/configs/shakespeare_family.py:rnn --workdir=runs/shakespeare_family/rnn
@@ -42,6 +42,6 @@ def get_config(arg: str = 'lstm'):
   elif arch in ('rnn', 'gru', 'lstm'):
     m.n_layer, m.n_embd, m.n_hidden = 1, 64, 128
   else:
-    m.n_layer, m.n_head, m.n_embd, m.block_size, m.dropout, m.bias = 3, 4, 64, 128, 0.0, False
+    m.n_layer, m.n_head, m.n_embd, m.block_size, m.dropout, m.bias = 2, 4, 64, 128, 0.0, False
     o.lr, o.min_lr = 1e-3, 1e-4
   return config

