@@ -160,6 +160,21 @@ def model_schema(model_cls) -> dict[str, Any]:
   return schema
 
 
+def complete(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds each field of the chosen model (`model.name`) that the config leaves out, at its default.
+
+  Experiment files end with `return complete(config)`, so that `--config.model.KEY=VALUE` can set any
+  field of the model from the command line, and config.json lists every one.
+  """
+  from lm_anatomy import registry
+  import lm_anatomy.models  # noqa: F401  (registers models)
+  model_cls = registry.MODELS.get(config.model.name, 'model.name')
+  for key, default in model_schema(model_cls).items():
+    if key not in config.model and key != 'dtype' and default is not None:
+      config.model[key] = default
+  return config
+
+
 def to_dict(config) -> dict:
   return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
 

@@ -2,7 +2,7 @@
 
 A row describes one run folder (config.json, data_info.json, metrics.jsonl):
   name, the sweep's varying settings and tags, status ('finished' / 'partial' / 'missing'),
-  model, params, flops_per_token, context_limit     from the model's own methods (models/__init__.py)
+  model, params (all of them), flops_per_token, context_limit   from the config and the model's own methods
   wall_sec                                          wall time of the run, when the sweep runner ran it
   every field of the final metrics.jsonl record     step, train_loss, <split>_loss, tokens_per_sec, …
 Nothing here names an architecture, a corpus or a metric: the columns are whatever the runs recorded.
@@ -38,8 +38,7 @@ def model_stats(run_dir: str | pathlib.Path) -> dict[str, Any]:
   task = tasks.build(config, model, types.SimpleNamespace(info=info, chars_per_token=info.get('chars_per_token', 1.0)))
   example = engine.batch_from_spec(info['example'])
   params = jax.eval_shape(task.init, jax.random.key(0), example)
-  n = model.num_params(params) if hasattr(model, 'num_params') else \
-      sum(int(math.prod(p.shape)) for p in jax.tree.leaves(params))
+  n = sum(int(math.prod(p.shape)) for p in jax.tree.leaves(params))  # every parameter, embeddings included
   shape = info['example'].get('inputs', [[0]])[0]
   seq_len = shape[1] if len(shape) > 1 else config_lib.seq_len(config)
   flops = model.flops_per_token(seq_len, params) if hasattr(model, 'flops_per_token') else None

@@ -1,8 +1,17 @@
 """Shared fixtures: a tiny corpus in a temporary data folder, and tiny configs."""
 import importlib.util
+import os
 import pathlib
+import tempfile
 
 import pytest
+
+# One on-disk XLA compilation cache for the session, shared with the subprocesses the tests start:
+# many tests compile the same tiny programs again (a resumed run, a second seed, a second process).
+# Cached executables are the same programs, so results (bitwise checks included) do not change.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='lm_anatomy_xla_cache_'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY_TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n'

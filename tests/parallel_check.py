@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import lm_anatomy  # noqa: E402
 from lm_anatomy import engine  # noqa: E402
+from lm_anatomy.errors import ConfigError  # noqa: E402
 from conftest import TINY_TEXT, load_config  # noqa: E402
 
 
@@ -72,6 +73,15 @@ def main(out_path):
     engine.train(config(first), w, stop_after=30, progress=False)
     engine.train(config(second), w, progress=False)
     result[f'{first}_to_{second}'] = params_diff(w, root / 'single')
+  # A global batch that 8 devices cannot split is a config error, raised before anything compiles.
+  bad = config('data')
+  bad.batch_size = 12
+  try:
+    engine.train(bad, root / 'bad_batch', progress=False)
+    result['bad_batch_error'] = None
+  except ConfigError as e:
+    result['bad_batch_error'] = str(e)
+  result['bad_batch_workdir_made'] = (root / 'bad_batch').exists()
   fsdp_state = lm_anatomy.restore(root / 'fsdp')  # an 8-device fsdp run, restored on one device
   result['fsdp_restored_on'] = len(jax.tree.leaves(fsdp_state.params)[0].devices())
   pathlib.Path(out_path).write_text(json.dumps(result, indent=2))

@@ -90,3 +90,22 @@ def test_cli_reports_bad_override_without_traceback(tiny_data, tmp_path):
   assert out.returncode == 2
   assert 'error: model.n_embd (32) must be divisible by model.n_head (3)' in out.stderr
   assert 'Traceback' not in out.stderr
+
+
+def test_cli_reports_unknown_override_key_without_traceback(tiny_data, tmp_path):
+  cmd = [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/shakespeare_char.py:tiny',
+         f'--workdir={tmp_path}/w', '--config.model.n_heads=3']
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert out.returncode == 2 and 'Traceback' not in out.stderr
+  assert ("error: unknown config key 'n_heads' in --config.model.n_heads. "
+          'Did you mean "n_head" instead of "n_heads"?') in out.stderr
+  assert not (tmp_path / 'w').exists()
+
+
+def test_every_model_field_can_be_overridden():
+  """Config files end with complete(): each field of the chosen model is present at its default."""
+  from lm_anatomy.models.gpt import GPT
+  config = load_config('shakespeare_char.py', 'baby')
+  schema = config_lib.model_schema(GPT)
+  assert set(config.model.keys()) == {'name'} | {k for k, v in schema.items() if k != 'dtype' and v is not None}
+  assert config.model.weight_init == 'gpt2' and config.model.n_layer == 4 and config.model.block_size == 64   # defaults, and the file's own values

@@ -23,6 +23,21 @@ def test_shapes_and_param_count(gpt):
   assert model.num_params(params, exclude_embeddings=False) == V * d + T * d + L * per_block + 2 * d
 
 
+def test_makemore_transformer_size_and_pytorch_init():
+  """makemore's Transformer (4 layers, 4 heads, 64 wide, block 16, 27 symbols): an untied output layer
+  without bias, 204,544 parameters, and PyTorch's default initialisation."""
+  model = GPT(vocab_size=27, block_size=16, n_layer=4, n_head=4, n_embd=64, weight_init='pytorch', tie_embeddings=False)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))['params']
+  assert model.num_params(params, exclude_embeddings=False) == 204_544
+  assert params['lm_head']['kernel'].shape == (64, 27) and 'bias' not in params['lm_head']
+  assert 0.95 < np.std(params['wte']['embedding']) < 1.05 and 0.9 < np.std(params['wpe']) < 1.1   # N(0, 1)
+  fc = params['h_0']['mlp']['c_fc']
+  for w, fan_in in ((fc['kernel'], 64), (fc['bias'], 64), (params['h_0']['mlp']['c_proj']['kernel'], 256)):
+    assert np.abs(w).max() <= fan_in ** -0.5 and np.abs(w).max() > 0.9 * fan_in ** -0.5   # U(±1/√in)
+  logits = model.apply({'params': params}, jnp.zeros((2, 5), jnp.int32))
+  assert logits.shape == (2, 5, 27)
+
+
 def test_causal_future_tokens_do_not_change_past_logits(gpt):
   model, params = gpt
   x = jax.random.randint(jax.random.key(1), (2, 12), 0, 11)

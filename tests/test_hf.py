@@ -85,6 +85,26 @@ def test_gpt2_round_trip_is_exact(tmp_path):
   assert config['model_type'] == 'gpt2' and config['architectures'] == ['GPT2LMHeadModel']
 
 
+def test_untied_gpt_round_trip_is_exact(tmp_path):
+  """A GPT with its own output matrix (makemore's layout) exports `lm_head.weight` and comes back untied."""
+  from lm_anatomy import config as config_lib
+  model = GPT(vocab_size=27, block_size=16, n_layer=2, n_head=2, n_embd=8, weight_init='pytorch', tie_embeddings=False)
+  params = model.init(jax.random.key(0), jnp.ones((1, 5), jnp.int32))['params']
+  config = config_lib.base()
+  config.model = {'name': 'gpt', 'weight_init': 'pytorch', 'tie_embeddings': False}
+  hf.export(Pretrained(config=config, model=model, params=params), tmp_path / 'out')
+  tensors = load_file(str(tmp_path / 'out' / 'model.safetensors'))
+  np.testing.assert_array_equal(tensors['lm_head.weight'], np.asarray(params['lm_head']['kernel']).T)
+  assert json.loads((tmp_path / 'out' / 'config.json').read_text())['tie_word_embeddings'] is False
+  back = lm_anatomy.from_pretrained(tmp_path / 'out')
+  assert back.model.tie_embeddings is False
+  assert jax.tree.structure(back.params) == jax.tree.structure(params)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
+    np.testing.assert_array_equal(a, b)
+  x = jnp.array([[1, 2, 3, 4]])
+  np.testing.assert_array_equal(model.apply({'params': params}, x), back.model.apply({'params': back.params}, x))
+
+
 @pytest.mark.parametrize('head', ['encoder', 'mlm', 'pretrain', 'classify'])
 def test_bert_round_trip_every_head(tmp_path, head):
   model = BERT(vocab_size=30, num_classes=3, block_size=12, n_layer=2, n_head=2, n_embd=8, head=head)

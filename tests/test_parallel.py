@@ -35,3 +35,9 @@ def test_checkpoints_move_between_layouts(parallel_results, move):
 
 def test_fsdp_checkpoint_restores_on_one_device(parallel_results):
   assert parallel_results['fsdp_restored_on'] == 1
+
+
+def test_batch_not_divisible_by_the_device_count_is_a_config_error(parallel_results):
+  assert parallel_results['bad_batch_error'] == ("batch_size (12) must be divisible by the device count (8) "
+                                                 "in parallel.mode='data'")
+  assert not parallel_results['bad_batch_workdir_made']

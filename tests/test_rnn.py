@@ -133,14 +133,17 @@ def test_ffnn_sees_exactly_its_window():
 def test_makemore_sizes():
   """The names configs' parameter counts beside makemore's (bigram and MLP identical by construction)."""
   counts = {}
-  for arch in ('bigram', 'ffnn', 'rnn', 'gru', 'lstm'):
+  for arch in ('bigram', 'ffnn', 'rnn', 'gru', 'lstm', 'gpt'):
     from lm_anatomy import models
     config = load_config('names.py', arch)
     model = models.build(config, {'vocab_size': 27})
     params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))['params'])
-    counts[arch] = model.num_params(params)
-  # makemore: bigram 729, mlp 69,147, rnn 11,803, gru 28,315. Ours keep PyTorch's two bias vectors per layer.
-  assert counts == {'bigram': 729, 'ffnn': 69_147, 'rnn': 11_803 + 64, 'gru': 28_315 + 192, 'lstm': 36_891}
+    counts[arch] = (model.num_params(params, exclude_embeddings=False) if arch == 'gpt'
+                    else model.num_params(params))
+  # makemore: bigram 729, mlp 69,147, rnn 11,803, gru 28,315, transformer 204,544. Ours keep PyTorch's two
+  # bias vectors per recurrent layer.
+  assert counts == {'bigram': 729, 'ffnn': 69_147, 'rnn': 11_803 + 64, 'gru': 28_315 + 192, 'lstm': 36_891,
+                    'gpt': 204_544}
 
 
 @pytest.mark.parametrize('change, message', [

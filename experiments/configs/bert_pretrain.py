@@ -14,7 +14,7 @@ unigram baseline on the same masked val tokens (val_unigram_accuracy, val_unigra
 Then fine-tune it for sentiment: experiments/configs/sst2_bert_scratch.py.
 `:tiny` is a seconds-long smoke run.
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 
 def get_config(arg: str = ''):
@@ -50,4 +50,4 @@ def get_config(arg: str = ''):
     config.optimizer.warmup_steps = 5
   elif arg:
     raise ValueError(f'unknown variant {arg!r}; choose tiny')
-  return config
+  return complete(config)

@@ -7,7 +7,7 @@ Adam. Reports val and test accuracy:
 `:linear`, multinomial logistic regression on the same pixels, for comparison:
   python -m lm_anatomy.main --config=experiments/configs/digits_mlp.py:linear --workdir=runs/digits_linear
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 
 def get_config(arg: str = ''):
@@ -36,4 +36,4 @@ def get_config(arg: str = ''):
   o = config.optimizer
   o.name, o.lr, o.min_lr, o.schedule, o.warmup_steps = 'adam', 3e-3, 0.0, 'cosine', 0
   o.weight_decay, o.grad_clip = 0.0, 0.0
-  return config
+  return complete(config)

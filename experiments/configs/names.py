@@ -2,7 +2,8 @@
 
 Every variant: batch 32, 10,000 steps, AdamW (lr 5e-4, weight decay 0.01, betas 0.9/0.99), a constant
 learning rate, seed 3407, one name per row with a start/end token, makemore's 1,000-name test split.
-Sizes are makemore's defaults (n_embd 64, hidden 64, context 16; transformer 4 layers, 4 heads). The
+Sizes are makemore's defaults (n_embd 64, hidden 64, context 16; transformer 4 layers, 4 heads, with
+PyTorch's default initialisation and an untied output layer, as makemore builds it: 204,544 parameters). The
 final record of metrics.jsonl holds `test_loss`: the mean cross-entropy over every character of each
 test name plus its end token, over the whole test set.
 
@@ -15,7 +16,7 @@ test name plus its end token, over the whole test set.
 
 All six, with a results table and loss curves: python -m lm_anatomy.sweep --sweep=experiments/sweeps/names_family.py
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 ARCHITECTURES = ('bigram', 'ffnn', 'rnn', 'gru', 'lstm', 'gpt')
 
@@ -45,7 +46,7 @@ def get_config(arg: str = 'gpt'):
     m.window, m.n_embd, m.n_hidden, m.direct, m.dropout = 16, 64, 64, False, 0.0
   elif arch in ('rnn', 'gru', 'lstm'):
     m.n_layer, m.n_embd, m.n_hidden, m.dropout = 1, 64, 64, 0.0
-  elif arch == 'gpt':
+  elif arch == 'gpt':                 # makemore's Transformer: PyTorch's default init, untied output layer
     m.n_layer, m.n_head, m.n_embd, m.block_size = 4, 4, 64, 16
-    m.dropout, m.bias = 0.0, True
-  return config
+    m.dropout, m.bias, m.weight_init, m.tie_embeddings = 0.0, True, 'pytorch', False
+  return complete(config)

@@ -9,7 +9,7 @@ Default (GPU-sized: 6 layers, 6 heads, n_embd 384, block 256, batch 64, 5000 ste
 `:tiny`, a seconds-long smoke run:
   python -m lm_anatomy.main --config=experiments/configs/shakespeare_char.py:tiny --workdir=runs/tiny
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 
 def get_config(arg: str = ''):
@@ -48,4 +48,4 @@ def get_config(arg: str = ''):
     config.steps_per_dispatch = 10
   elif arg:
     raise ValueError(f'unknown variant {arg!r}; choose baby or tiny')
-  return config
+  return complete(config)

@@ -12,7 +12,7 @@ the FFNN sees 16 of them, the GPT (2 layers) has a block of 128, the recurrent m
 
 All five: python -m lm_anatomy.sweep --sweep=experiments/sweeps/shakespeare_family.py
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 ARCHITECTURES = ('ffnn', 'rnn', 'gru', 'lstm', 'gpt')
 
@@ -44,4 +44,4 @@ def get_config(arg: str = 'lstm'):
   else:
     m.n_layer, m.n_head, m.n_embd, m.block_size, m.dropout, m.bias = 2, 4, 64, 128, 0.0, False
     o.lr, o.min_lr = 1e-3, 1e-4
-  return config
+  return complete(config)

@@ -12,7 +12,7 @@ batch 32, max length 64, AdamW, 10% warmup then linear decay, 3 epochs, best dev
 learning rate is higher (3e-4) for this small model. `:noinit` trains the same model from random
 weights, the baseline that shows what pretraining brought.
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 TRAIN_SENTENCES = 6920
 
@@ -46,4 +46,4 @@ def get_config(arg: str = ''):
     config.data.tokenizer_vocab_size = 4000  # the same BPE as pretraining, trained afresh on the same text
   elif arg:
     raise ValueError(f'unknown variant {arg!r}; choose noinit')
-  return config
+  return complete(config)

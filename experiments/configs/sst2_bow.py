@@ -14,7 +14,7 @@ Default, logistic regression (one neuron):
 With the scikit-learn baselines and the most positive and negative words:
   python experiments/tutorial/sentiment.py --workdir=runs/tutorial/sentiment
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 TRAIN_SIZE = 6920
 
@@ -52,4 +52,4 @@ def get_config(arg: str = ''):
     config.eval_every = 270
     config.checkpoint_every = 540
     o.lr = 1e-3
-  return config
+  return complete(config)

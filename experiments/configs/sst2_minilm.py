@@ -13,7 +13,7 @@ the checkpoint of lowest dev loss.
 
 `:tiny` is a seconds-long smoke run (40 steps, dev scored on 64 sentences).
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 TRAIN_SENTENCES = 6920
 
@@ -51,4 +51,4 @@ def get_config(arg: str = ''):
     config.eval_batch_size = 64
   elif arg:
     raise ValueError(f'unknown variant {arg!r}; choose lr5e-5 or tiny')
-  return config
+  return complete(config)

@@ -21,7 +21,7 @@ so still at most 3 of 4:
 
 Plots and the whole story: python experiments/tutorial/xor.py --workdir=runs/tutorial/xor
 """
-from lm_anatomy.config import base
+from lm_anatomy.config import base, complete
 
 VARIANTS = ('linear', 'phi', 'stack', 'mlp', 'noisy')
 
@@ -62,4 +62,4 @@ def get_config(arg: str = ''):
     config.model.width = 8
     config.batch_size = 40
     config.eval_batch_size = 100
-  return config
+  return complete(config)

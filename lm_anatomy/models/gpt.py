@@ -9,8 +9,13 @@ For input tokens x_1 … x_T (T ≤ block_size):
 
 Attention at position t sees positions ≤ t only (mask M_ts = −∞ for s > t). The MLP is
 GELU(h W_1 + b_1) W_2 + b_2 with W_1: [d, 4d]. Dropout follows the embeddings, the attention weights,
-and each residual branch. Initialisation follows GPT-2: N(0, 0.02²), with the residual output
-projections scaled by 1/√(2·n_layer); biases zero.
+and each residual branch.
+
+Initialisation (`weight_init`): 'gpt2' (default) is GPT-2's, N(0, 0.02²) for embeddings and weights, the
+residual output projections scaled by 1/√(2·n_layer), biases zero. 'pytorch' is PyTorch's defaults, as
+makemore's Transformer uses them: embeddings N(0, 1), weights and biases U(−1/√in, 1/√in).
+With `tie_embeddings=False` the output layer is its own matrix W_out: [d, vocab] (no bias), as in
+makemore: logits_t = LN_f(h^L_t) W_out.
 """
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ import numpy as np
 from lm_anatomy.errors import ConfigError
 from lm_anatomy.models import layers
 from lm_anatomy.registry import MODELS
+
+
+INITS = ('gpt2', 'pytorch')
 
 
 @MODELS.register('gpt')
@@ -37,6 +45,8 @@ class GPT(nn.Module):
   activation: str = 'gelu_tanh'
   layer_norm_eps: float = 1e-5
   attention_impl: str = 'auto'
+  weight_init: str = 'gpt2'         # 'gpt2' | 'pytorch' (see the module docstring)
+  tie_embeddings: bool = True       # logits from Eᵀ; False: a separate output matrix
   scan_layers: bool = False         # one nn.scan over stacked layers: compile time independent of depth
   remat: bool = False               # recompute each layer's activations in the backward pass
   dtype: str = 'float32'
@@ -55,14 +65,18 @@ class GPT(nn.Module):
       raise ConfigError(f"unknown model.attention_impl={cfg.attention_impl!r}; choose one of {list(layers.ATTENTION_IMPLS)}")
     if not 0.0 <= cfg.get('dropout', 0.0) < 1.0:
       raise ConfigError(f'model.dropout must be in [0, 1), got {cfg.dropout}')
+    if cfg.get('weight_init', 'gpt2') not in INITS:
+      raise ConfigError(f"unknown model.weight_init={cfg.weight_init!r}; choose one of {list(INITS)}")
 
   @nn.compact
   def __call__(self, idx, *, train: bool = False, decode: bool = False):
     B, T = idx.shape
     dtype = jnp.dtype(self.dtype)
-    wte = nn.Embed(self.vocab_size, self.n_embd, embedding_init=layers.normal(0.02), dtype=dtype,
+    gpt2 = self.weight_init == 'gpt2'
+    embedding_init = layers.normal(0.02 if gpt2 else 1.0)
+    wte = nn.Embed(self.vocab_size, self.n_embd, embedding_init=embedding_init, dtype=dtype,
                    param_dtype=jnp.float32, name='wte')
-    wpe = self.param('wpe', layers.normal(0.02), (self.block_size, self.n_embd), jnp.float32)
+    wpe = self.param('wpe', embedding_init, (self.block_size, self.n_embd), jnp.float32)
     if decode:
       # Position of the first new token: how many tokens the cache already holds.
       initialised = self.has_variable('cache', 'position')
@@ -77,11 +91,16 @@ class GPT(nn.Module):
     x = nn.Dropout(self.dropout)(x, deterministic=not train)
     block = dict(n_head=self.n_head, causal=True, pre_norm=True, activation=self.activation, use_bias=self.bias,
                  dropout=self.dropout, layer_norm_eps=self.layer_norm_eps, attention_impl=self.attention_impl,
-                 out_init_std=0.02 / np.sqrt(2 * self.n_layer), dtype=dtype)
+                 init_std=0.02 if gpt2 else None, out_init_std=0.02 / np.sqrt(2 * self.n_layer) if gpt2 else None,
+                 dtype=dtype)
     x = layers.apply_blocks(self, x, self.n_layer, block, train=train, decode=decode, scan=self.scan_layers,
                             remat=self.remat)
     x = layers.layer_norm(self.layer_norm_eps, self.bias, dtype, 'ln_f')(x)
-    logits = wte.attend(x.reshape(B * T, self.n_embd))  # in the compute dtype; loss and softmax in float32
+    x = x.reshape(B * T, self.n_embd)
+    if self.tie_embeddings:
+      logits = wte.attend(x)  # in the compute dtype; loss and softmax in float32
+    else:
+      logits = layers.Dense(self.vocab_size, False, 0.02 if gpt2 else None, dtype, name='lm_head')(x)
     return logits.astype(jnp.float32).reshape(B, T, self.vocab_size)
 
   def num_params(self, params, exclude_embeddings: bool = True) -> int:
@@ -115,8 +134,11 @@ def to_hf(model: GPT, params) -> tuple[dict, dict[str, np.ndarray]]:
             'n_positions': model.block_size, 'n_embd': model.n_embd, 'n_layer': model.n_layer,
             'n_head': model.n_head, 'n_inner': None, 'activation_function': HF_ACTIVATIONS[model.activation],
             'resid_pdrop': model.dropout, 'embd_pdrop': model.dropout, 'attn_pdrop': model.dropout,
-            'layer_norm_epsilon': model.layer_norm_eps, 'initializer_range': 0.02, 'tie_word_embeddings': True}
+            'layer_norm_epsilon': model.layer_norm_eps, 'initializer_range': 0.02,
+            'tie_word_embeddings': model.tie_embeddings}
   t = {'transformer.wte.weight': params['wte']['embedding'], 'transformer.wpe.weight': params['wpe']}
+  if not model.tie_embeddings:
+    t['lm_head.weight'] = np.asarray(params['lm_head']['kernel']).T
   groups = [('transformer.ln_f', params['ln_f'])]
   for i in range(model.n_layer):
     for path in _HF_BLOCK:
@@ -152,11 +174,11 @@ def from_hf(config: dict, tensors: dict[str, np.ndarray]) -> tuple[dict, dict]:
       raise ConfigError(f'the GPT-2 checkpoint has no tensor {name!r}')
     return t[name]
 
-  if 'lm_head.weight' in t and not np.array_equal(t['lm_head.weight'], get('wte.weight')):
-    raise ConfigError('this GPT-2 checkpoint has an output layer not tied to its token embeddings; '
-                      'the GPT model here ties them')
+  tied = config.get('tie_word_embeddings', True)
   params = {'wte': {'embedding': get('wte.weight')}, 'wpe': get('wpe.weight'),
             'ln_f': {'scale': get('ln_f.weight'), 'bias': get('ln_f.bias')}}
+  if not tied:
+    params['lm_head'] = {'kernel': np.ascontiguousarray(get('lm_head.weight').T)}
   for i in range(config['n_layer']):
     block: dict = {'attn': {}, 'mlp': {}}
     for path in _HF_BLOCK:
@@ -172,5 +194,5 @@ def from_hf(config: dict, tensors: dict[str, np.ndarray]) -> tuple[dict, dict]:
   fields = {'name': 'gpt', 'vocab_size': config['vocab_size'], 'block_size': config['n_positions'],
             'n_layer': config['n_layer'], 'n_head': config['n_head'], 'n_embd': d,
             'dropout': float(config.get('resid_pdrop', 0.0)), 'bias': True, 'activation': acts[act],
-            'layer_norm_eps': float(config.get('layer_norm_epsilon', 1e-5))}
+            'layer_norm_eps': float(config.get('layer_norm_epsilon', 1e-5)), 'tie_embeddings': bool(tied)}
   return fields, params

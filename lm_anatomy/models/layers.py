@@ -35,19 +35,31 @@ def normal(std: float):
   return nn.initializers.normal(stddev=std)
 
 
+def uniform(bound: float):
+  """U(−bound, bound)."""
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
 class Dense(nn.Module):
-  """y = x W + b over the last axis. x: [..., in] → y: [..., features]; computed as one 2-D matmul."""
+  """y = x W + b over the last axis. x: [..., in] → y: [..., features]; computed as one 2-D matmul.
+
+  Initialisation: W ~ N(0, init_std²) and b = 0; or, with `init_std=None`, PyTorch's nn.Linear
+  default, W and b ~ U(−1/√in, 1/√in).
+  """
   features: int
   use_bias: bool = True
-  init_std: float = 0.02
+  init_std: float | None = 0.02
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    kernel = self.param('kernel', normal(self.init_std), (x.shape[-1], self.features), jnp.float32)
-    y = jnp.dot(x.reshape(-1, x.shape[-1]).astype(self.dtype), kernel.astype(self.dtype))
+    fan_in = x.shape[-1]
+    kernel_init = uniform(fan_in ** -0.5) if self.init_std is None else normal(self.init_std)
+    bias_init = uniform(fan_in ** -0.5) if self.init_std is None else nn.initializers.zeros
+    kernel = self.param('kernel', kernel_init, (fan_in, self.features), jnp.float32)
+    y = jnp.dot(x.reshape(-1, fan_in).astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+      y = y + self.param('bias', bias_init, (self.features,), jnp.float32).astype(self.dtype)
     return y.reshape(*x.shape[:-1], self.features)
 
 

@@ -53,24 +53,12 @@ from lm_anatomy.models import layers
 from lm_anatomy.registry import MODELS
 
 
-def uniform(bound: float):
-  """U(−bound, bound): PyTorch's initialisation of nn.Linear (bound 1/√in) and of recurrent layers (1/√H)."""
-  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+uniform = layers.uniform  # U(−bound, bound): PyTorch's initialisation of recurrent layers, bound = 1/√H
 
 
-class Linear(nn.Module):
-  """PyTorch's nn.Linear: y = x W + b, W and b ~ U(−1/√in, 1/√in). x: [..., in] → [..., features], as one 2-D product."""
-  features: int
-  dtype: str = 'float32'
-
-  @nn.compact
-  def __call__(self, x):
-    init = uniform(x.shape[-1] ** -0.5)
-    kernel = self.param('kernel', init, (x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', init, (self.features,), jnp.float32)
-    dtype = jnp.dtype(self.dtype)
-    y = jnp.dot(x.reshape(-1, x.shape[-1]).astype(dtype), kernel.astype(dtype)) + bias.astype(dtype)
-    return y.reshape(*x.shape[:-1], self.features)
+def Linear(features: int, dtype: str = 'float32', name: str | None = None) -> layers.Dense:
+  """PyTorch's nn.Linear: y = x W + b, W and b ~ U(−1/√in, 1/√in). x: [..., in] → [..., features]."""
+  return layers.Dense(features, use_bias=True, init_std=None, dtype=jnp.dtype(dtype), name=name)
 
 
 # One time step of each cell. gx = W_ih x_t + b_ih and hx = W_hh h_{t−1} + b_hh, both [B, G·H];
