@@ -1,5 +1,4 @@
 """Shared fixtures: a tiny corpus in a temporary data folder, and tiny configs."""
-import importlib.util
 import os
 import pathlib
 import tempfile
@@ -19,11 +18,9 @@ TINY_TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\nA
 
 
 def load_config(name: str, arg: str = ''):
-  path = ROOT / 'experiments' / 'configs' / name
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  """experiments/configs/NAME:ARG, loaded as the command line loads it."""
+  from lm_anatomy import sweep
+  return sweep.load_config(f"{ROOT / 'experiments' / 'configs' / name}" + (f':{arg}' if arg else ''))
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ The figures depend on how busy the machine is: the script prints the load averag
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import sys
@@ -29,11 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def load_config(arg: str = ''):
-  path = ROOT / 'experiments' / 'configs' / 'sst2_minilm.py'
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  from lm_anatomy import sweep
+  return sweep.load_config(f"{ROOT / 'experiments' / 'configs' / 'sst2_minilm.py'}" + (f':{arg}' if arg else ''))
 
 
 def bench_train(config, steps: int) -> float:

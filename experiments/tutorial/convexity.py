@@ -15,13 +15,12 @@ Writes convexity.png (final objective per start) and results.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 
 import numpy as np
 
-from lm_anatomy import tutorial
+from lm_anatomy import sweep, tutorial
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DIGITS_TRAIN = 1257
@@ -36,10 +35,8 @@ EXPERIMENTS = (
 
 
 def load_config(name: str, arg: str, overrides: dict):
-  spec = importlib.util.spec_from_file_location(name, ROOT / 'experiments' / 'configs' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg)
+  """experiments/configs/NAME.py:ARG with `overrides` ({'a.b': value}) applied."""
+  config = sweep.load_config(f"{ROOT / 'experiments' / 'configs' / name}.py" + (f':{arg}' if arg else ''))
   for key, value in overrides.items():
     *path, last = key.split('.')
     section = config

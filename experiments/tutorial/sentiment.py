@@ -12,20 +12,17 @@ negative words by weight w_j, and writes results.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 
-from lm_anatomy import tutorial
+from lm_anatomy import sweep, tutorial
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def load_config(name: str, arg: str):
-  spec = importlib.util.spec_from_file_location(name, ROOT / 'experiments' / 'configs' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  """experiments/configs/NAME.py:ARG, loaded as the command line loads it."""
+  return sweep.load_config(f"{ROOT / 'experiments' / 'configs' / name}.py" + (f':{arg}' if arg else ''))
 
 
 def main(workdir: pathlib.Path, top: int = 15) -> dict:

@@ -13,22 +13,19 @@ mlp_hidden.png (where the hidden layer sends the plane: the classes become linea
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pathlib
 
 import numpy as np
 
-from lm_anatomy import tutorial
+from lm_anatomy import sweep, tutorial
 from lm_anatomy.data import vectors
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def load_config(name: str, arg: str):
-  spec = importlib.util.spec_from_file_location(name, ROOT / 'experiments' / 'configs' / f'{name}.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  """experiments/configs/NAME.py:ARG, loaded as the command line loads it."""
+  return sweep.load_config(f"{ROOT / 'experiments' / 'configs' / name}.py" + (f':{arg}' if arg else ''))
 
 
 def main(workdir: pathlib.Path) -> dict:
