@@ -1,5 +1,7 @@
 """BERT: heads, padding masks, masked-LM data and task, and the pretrain → fine-tune workflow (tiny sizes)."""
 import json
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +16,7 @@ from lm_anatomy.data.sentences import IS_NEXT, NOT_NEXT, MaskedLMSentences, Sent
 from lm_anatomy.errors import CheckpointError, ConfigError
 from lm_anatomy.models import layers
 from lm_anatomy.models.bert import BERT
-from conftest import load_config
+from conftest import ROOT, load_config
 
 WORDS = ('good bad movie film plot acting great boring fun dull story the a and of is was it this not very '
          'funny sad long short charming awful smart silly warm cold').split()
@@ -292,6 +294,11 @@ def test_pretrain_then_fine_tune(sst2_data, tmp_path):
   metrics = evaluate.evaluate_file(tmp_path / 'fine', sst2_data / 'sst2' / 'stsa.binary.dev')
   assert metrics['count'] == 40 and metrics['step'] == 6
   assert metrics['accuracy'] == pytest.approx(record['val_accuracy']) and metrics['loss'] == pytest.approx(record['val_loss'])
+  cmd = [sys.executable, '-m', 'lm_anatomy.evaluate', f'--workdir={tmp_path}/fine',
+         f'--file={sst2_data}/sst2/stsa.binary.dev']
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=180)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert json.loads(out.stdout.strip().splitlines()[-1]) == json.loads(json.dumps(metrics))  # the command line prints it
 
   fine.model.n_embd = 64  # not the pretrained width
   with pytest.raises(CheckpointError, match=r'model.n_embd: 64 here, 32 in the checkpoint'):

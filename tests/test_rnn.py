@@ -50,7 +50,7 @@ def test_matches_pytorch_with_the_same_weights(cell):
     np.testing.assert_allclose(got, ref[f'{cell}.{key}'], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
 def test_carry_over_chunks_equals_one_pass(cell):
   model = RECURRENT[cell](vocab_size=13, n_layer=2, n_embd=8, n_hidden=10)
   idx = jax.random.randint(jax.random.key(1), (3, 20), 0, 13)
@@ -59,7 +59,7 @@ def test_carry_over_chunks_equals_one_pass(cell):
   whole, whole_carry = model.apply({'params': params}, idx, method='forward')
   np.testing.assert_array_equal(whole, model.apply({'params': params}, idx))
   carry, pieces = None, []
-  for start, stop in ((0, 7), (7, 20)):
+  for start, stop in ((0, 7), (7, 8), (8, 20)):
     logits, carry = model.apply({'params': params}, idx[:, start:stop], carry, method='forward')
     pieces.append(logits)
   np.testing.assert_allclose(jnp.concatenate(pieces, 1), whole, atol=1e-5)
@@ -163,10 +163,10 @@ def test_bad_model_config_is_a_clear_error(change, message):
     config_lib.validate(ml_collections.ConfigDict(d))
 
 
-def test_trains_through_the_engine_on_text(tiny_config, tmp_path):
-  """The same engine, task and text data as the GPT: only the model section changes (names runs the others)."""
-  arch = 'lstm'
-  tiny_config.model = {'name': arch, 'n_embd': 16, 'n_hidden': 16}
+@pytest.mark.parametrize('arch', ['ffnn', 'rnn', 'lstm'])
+def test_trains_through_the_engine_on_text(tiny_config, tmp_path, arch):
+  """The same engine, task and text data as the GPT: only the model section changes."""
+  tiny_config.model = {'name': arch, 'n_embd': 16, **({'window': 4} if arch == 'ffnn' else {'n_hidden': 16})}
   tiny_config.data.seq_len = 16
   tiny_config.optimizer.lr, tiny_config.optimizer.warmup_steps = 1e-2, 0
   record = engine.train(tiny_config, tmp_path / arch, progress=False)
