@@ -15,7 +15,6 @@ import json
 import pathlib
 
 
-
 def file_dataset(run, path: pathlib.Path):
   """A dataset whose split 'file' is `path`, tokenized as the run's data was."""
   from lm_anatomy import config as config_lib

@@ -20,6 +20,7 @@ PEAK_FLOPS = {
 }
 
 
+@functools.cache  # once per process (~1 s): runs in one process (a sweep, the tests) share it
 def measured_matmul_flops(n: int = 2048, repeats: int = 5, dtype=jnp.float32) -> float:
   """FLOP/s of the best of `repeats` n×n×n matmuls on the default device."""
   a = jnp.ones((n, n), dtype)
@@ -33,17 +34,11 @@ def measured_matmul_flops(n: int = 2048, repeats: int = 5, dtype=jnp.float32) ->
   return 2 * n ** 3 / best
 
 
-@functools.cache
-def _cpu_peak_flops() -> float:
-  return measured_matmul_flops()
-
-
 def device_peak_flops(device=None) -> tuple[float, str]:
-  """(peak FLOP/s, how it was found) for one device: the table for accelerators, a measurement on CPU
-  (taken once per process, ~1 s, so that runs in one process, as in a sweep or the tests, share it)."""
+  """(peak FLOP/s, how it was found) for one device: the table for accelerators, a measurement on CPU."""
   device = device or jax.devices()[0]
   if device.platform == 'cpu':
-    return _cpu_peak_flops(), 'measured float32 matmul'
+    return measured_matmul_flops(), 'measured float32 matmul'
   kind = device.device_kind
   for name, flops in sorted(PEAK_FLOPS.items(), key=lambda kv: -len(kv[0])):
     if name.lower() in kind.lower():

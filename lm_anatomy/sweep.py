@@ -103,6 +103,15 @@ def _flag_value(key: str, value: Any) -> str:
                     'a command line')
 
 
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'experiments' / 'configs'
+
+
+def experiment_config(name: str, arg: str = ''):
+  """experiments/configs/NAME[.py], variant ARG: what `--config=experiments/configs/NAME.py:ARG` loads."""
+  path = CONFIG_DIR / (name if name.endswith('.py') else f'{name}.py')
+  return load_config(f'{path}:{arg}' if arg else str(path))
+
+
 def load_config(spec: str):
   """`path.py[:variant]` → the file's get_config(variant) (get_config() without a variant), as config_flags does."""
   path, _, variant = spec.partition(':')

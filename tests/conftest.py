@@ -20,7 +20,7 @@ TINY_TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\nA
 def load_config(name: str, arg: str = ''):
   """experiments/configs/NAME:ARG, loaded as the command line loads it."""
   from lm_anatomy import sweep
-  return sweep.load_config(f"{ROOT / 'experiments' / 'configs' / name}" + (f':{arg}' if arg else ''))
+  return sweep.experiment_config(name, arg)
 
 
 @pytest.fixture

@@ -27,11 +27,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def load_config(arg: str = ''):
-  from lm_anatomy import sweep
-  return sweep.load_config(f"{ROOT / 'experiments' / 'configs' / 'sst2_minilm.py'}" + (f':{arg}' if arg else ''))
-
-
 def bench_train(config, steps: int) -> float:
   from lm_anatomy import data, engine, hf, models, optim, parallel, tasks
   dataset = data.build(config)
@@ -98,7 +93,8 @@ def main():
   args = parser.parse_args()
   from lm_anatomy import _cpu
   _cpu.tune_malloc()
-  config = load_config()
+  from lm_anatomy import sweep
+  config = sweep.experiment_config('sst2_minilm')
   config.data.pad_to_multiple = 8 if args.pad == 'dynamic' else 0
   print(f'load average before: {os.getloadavg()}, {os.cpu_count()} CPUs, padding {args.pad}')
   if args.train_steps:

@@ -22,7 +22,6 @@ import numpy as np
 
 from lm_anatomy import sweep, tutorial
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 DIGITS_TRAIN = 1257
 
 # (name, config file, variant, overrides, seeds)
@@ -34,25 +33,14 @@ EXPERIMENTS = (
 )
 
 
-def load_config(name: str, arg: str, overrides: dict):
-  """experiments/configs/NAME.py:ARG with `overrides` ({'a.b': value}) applied."""
-  config = sweep.load_config(f"{ROOT / 'experiments' / 'configs' / name}.py" + (f':{arg}' if arg else ''))
-  for key, value in overrides.items():
-    *path, last = key.split('.')
-    section = config
-    for p in path:
-      section = section[p]
-    section[last] = value
-  return config
-
-
 def main(workdir: pathlib.Path) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   results = {}
   for name, file, variant, overrides, seeds in EXPERIMENTS:
     finals, accs = [], []
     for seed in seeds:
-      config = load_config(file, variant, overrides)
+      config = sweep.experiment_config(file, variant)
+      config.update_from_flattened_dict(dict(overrides))
       config.seed = seed
       clf = tutorial.Classifier.train(config, workdir / f'{file}_{variant or "mlp"}' / f'seed_{seed}')
       finals.append(clf.objective('train'))

@@ -17,18 +17,11 @@ import pathlib
 
 from lm_anatomy import sweep, tutorial
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def load_config(name: str, arg: str):
-  """experiments/configs/NAME.py:ARG, loaded as the command line loads it."""
-  return sweep.load_config(f"{ROOT / 'experiments' / 'configs' / name}.py" + (f':{arg}' if arg else ''))
-
 
 def main(workdir: pathlib.Path, top: int = 15) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
-  logistic = tutorial.Classifier.train(load_config('sst2_bow', ''), workdir / 'logistic')
-  mlp = tutorial.Classifier.train(load_config('sst2_bow', 'mlp'), workdir / 'mlp')
+  logistic = tutorial.Classifier.train(sweep.experiment_config('sst2_bow', ''), workdir / 'logistic')
+  mlp = tutorial.Classifier.train(sweep.experiment_config('sst2_bow', 'mlp'), workdir / 'mlp')
   train, val = logistic.dataset.features('train'), logistic.dataset.features('val')
   baselines = tutorial.sklearn_baselines(train, val, C=1.0)
   sk_objective, lam = tutorial.logistic_objective_sklearn(train, C=1.0)

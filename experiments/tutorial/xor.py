@@ -20,18 +20,12 @@ import numpy as np
 from lm_anatomy import sweep, tutorial
 from lm_anatomy.data import vectors
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def load_config(name: str, arg: str):
-  """experiments/configs/NAME.py:ARG, loaded as the command line loads it."""
-  return sweep.load_config(f"{ROOT / 'experiments' / 'configs' / name}.py" + (f':{arg}' if arg else ''))
-
 
 def main(workdir: pathlib.Path) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   x, y = vectors.XOR_INPUTS, vectors.XOR_LABELS
-  runs = {v: tutorial.Classifier.train(load_config('xor', v), workdir / v) for v in ('linear', 'stack', 'phi', 'mlp')}
+  runs = {v: tutorial.Classifier.train(sweep.experiment_config('xor', v), workdir / v)
+          for v in ('linear', 'stack', 'phi', 'mlp')}
   results = {v: clf.accuracy('val') for v, clf in runs.items()}
   best_raw = tutorial.best_linear_accuracy_2d(x, y)
   best_phi = tutorial.best_linear_accuracy_2d(vectors.xor_phi(x), y)

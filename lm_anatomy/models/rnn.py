@@ -53,9 +53,6 @@ from lm_anatomy.models import layers
 from lm_anatomy.registry import MODELS
 
 
-uniform = layers.uniform  # U(−bound, bound): PyTorch's initialisation of recurrent layers, bound = 1/√H
-
-
 def Linear(features: int, dtype: str = 'float32', name: str | None = None) -> layers.Dense:
   """PyTorch's nn.Linear: y = x W + b, W and b ~ U(−1/√in, 1/√in). x: [..., in] → [..., features]."""
   return layers.Dense(features, use_bias=True, init_std=None, dtype=jnp.dtype(dtype), name=name)
@@ -107,7 +104,7 @@ class RecurrentLayer(nn.Module):
     B, T, D = x.shape
     G, _, step = CELLS[self.cell]
     H, dtype = self.hidden, jnp.dtype(self.dtype)
-    init = uniform(H ** -0.5)
+    init = layers.uniform(H ** -0.5)  # PyTorch's initialisation of recurrent layers
     w_ih = self.param('w_ih', init, (D, G * H), jnp.float32)
     w_hh = self.param('w_hh', init, (H, G * H), jnp.float32)
     b_ih = self.param('b_ih', init, (G * H,), jnp.float32)
