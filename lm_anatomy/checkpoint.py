@@ -43,11 +43,21 @@ class Checkpointer:
     self.latest = _manager(workdir / 'checkpoints', keep)
     self.best = _manager(workdir / 'best', 1, best=True)
 
+  @staticmethod
+  def _clear(mngr: ocp.CheckpointManager, step: int) -> None:
+    """Removes a checkpoint of `step` that a run killed while finishing it left behind: the run resumed
+    from an earlier one and has just recomputed this step, so the new save replaces it."""
+    if step in mngr.all_steps(read=True):
+      log.warning('replacing the checkpoint at step %d left by an interrupted run', step)
+      mngr.delete(step)
+
   def save(self, step: int, state, meta: dict) -> None:
+    self._clear(self.latest, step)
     self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                      force=True)
 
   def save_best(self, step: int, state, meta: dict, val_loss: float) -> None:
+    self._clear(self.best, step)
     self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                    metrics={'val_loss': float(val_loss)}, force=True)
 

@@ -24,7 +24,8 @@ from lm_anatomy.errors import ConfigError
 
 DTYPES = ('float32', 'bfloat16', 'float16')
 OPTIMIZERS = ('sgd', 'momentum', 'adam', 'adamw')
-SCHEDULES = ('constant', 'cosine', 'linear')
+SCHEDULES = ('constant', 'cosine', 'linear', 'wsd')
+SAMPLING = ('replacement', 'epochs')
 PARALLEL_MODES = ('single', 'pmap', 'data', 'fsdp')
 ON_NONFINITE = ('skip', 'stop')
 # Model fields filled in from the dataset, never from the config.
@@ -63,6 +64,9 @@ def base() -> ml_collections.ConfigDict:
   c.data.next_sentence = False      # masked LM: sentence pairs, half with a random second segment (NSP)
   c.data.pad_to_multiple = 0        # sentence batches: 0 = pad to seq_len; k = to the longest row, rounded
                                     #   up to a multiple of k (one compilation per length)
+  c.data.sampling = 'replacement'   # names: training rows drawn with replacement, or 'epochs' (each row once an epoch)
+  c.data.group_by_length = 0        # sentence classification: batches from mega-batches of g batches
+                                    #   sorted by length (less padding); 0 = off
 
   c.task = ml_collections.ConfigDict()
   c.task.name = 'causal_lm'
@@ -77,6 +81,7 @@ def base() -> ml_collections.ConfigDict:
   c.optimizer.schedule = 'cosine'
   c.optimizer.warmup_steps = 100
   c.optimizer.decay_steps = 0       # 0 = steps
+  c.optimizer.decay_fraction = 0.2  # 'wsd': the last fraction of the steps after warmup, annealed to min_lr
   c.optimizer.b1 = 0.9
   c.optimizer.b2 = 0.99
   c.optimizer.eps = 1e-8
@@ -212,6 +217,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _choice(config.on_nonfinite, ON_NONFINITE, 'on_nonfinite')
   _choice(config.optimizer.name, OPTIMIZERS, 'optimizer.name')
   _choice(config.optimizer.schedule, SCHEDULES, 'optimizer.schedule')
+  _choice(config.data.sampling, SAMPLING, 'data.sampling')
   _choice(config.parallel.mode, PARALLEL_MODES, 'parallel.mode')
   registry.CORPORA.get(config.data.corpus, 'data.corpus')
   registry.TASKS.get(config.task.name, 'task.name')
@@ -223,6 +229,13 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError(f'optimizer.lr must be > 0, got {config.optimizer.lr}')
   if config.optimizer.warmup_steps < 0 or config.optimizer.min_lr < 0:
     raise ConfigError('optimizer.warmup_steps and optimizer.min_lr must be >= 0')
+  if config.data.group_by_length < 0:
+    raise ConfigError(f'data.group_by_length must be >= 0, got {config.data.group_by_length}')
+  if config.data.group_by_length and not config.data.pad_to_multiple:
+    raise ConfigError('data.group_by_length only saves work with data.pad_to_multiple > 0 (batches cut to '
+                      'their longest row); set both')
+  if not 0.0 < config.optimizer.decay_fraction <= 1.0:
+    raise ConfigError(f'optimizer.decay_fraction must be in (0, 1], got {config.optimizer.decay_fraction}')
   if config.optimizer.min_lr > config.optimizer.lr:
     raise ConfigError(f'optimizer.min_lr ({config.optimizer.min_lr}) exceeds optimizer.lr ({config.optimizer.lr})')
   k = config.steps_per_dispatch

@@ -21,6 +21,7 @@ import pathlib
 import signal
 import threading
 import time
+from concurrent import futures
 from typing import Any, Callable
 
 import flax
@@ -92,13 +93,16 @@ def make_train_step(task, tx, schedule, strategy, grad_accum: int = 1) -> Callab
     grads = jax.tree.map(jnp.add, strategy.total(grads), reg_grads)
     sums = strategy.total(sums)
     loss = sums['loss'] / jnp.maximum(sums['weight'], 1e-12)
-    grad_norm = optax.global_norm(grads)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(updates))
-    params = optax.apply_updates(state.params, updates)
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    new_state = TrainState(step=state.step + 1, params=keep(params, state.params),
-                           opt_state=keep(opt_state, state.opt_state),
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+    def update():
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      return optax.apply_updates(state.params, updates), opt_state
+
+    # A branch, not a select per leaf: the skipped case costs nothing when it does not happen.
+    params, opt_state = jax.lax.cond(finite, update, lambda: (state.params, state.opt_state))
+    new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state,
                            skipped=state.skipped + (~finite).astype(jnp.int32))
     metrics = {'loss': loss, 'objective': loss + reg, 'grad_norm': grad_norm, 'lr': schedule(state.step),
                'finite': finite}
@@ -111,6 +115,31 @@ def make_train_chunk(step_fn: Callable) -> Callable:
   def chunk(state, batches, base_rng):
     return jax.lax.scan(lambda s, b: step_fn(s, b, base_rng), state, batches)
   return chunk
+
+
+class Programs:
+  """Ahead-of-time compiled executables of one jitted function `fn(state_or_params, batch, ...)`, one per
+  batch shape. `get` may run in a background thread, so that compilation overlaps other start-up work."""
+
+  def __init__(self, fn):
+    self.fn = fn
+    self.compiled: dict = {}
+    self.seconds = 0.0   # compile seconds (summed over threads)
+
+  @staticmethod
+  def key(batch) -> tuple:
+    return tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(batch))
+
+  def get(self, *args):
+    key = self.key(args[1])
+    if key not in self.compiled:
+      t0 = time.perf_counter()
+      self.compiled[key] = self.fn.lower(*args).compile()
+      self.seconds += time.perf_counter() - t0
+    return self.compiled[key]
+
+  def __call__(self, *args):
+    return self.get(*args)(*args)
 
 
 def make_eval_step(task) -> Callable:
@@ -249,25 +278,48 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   abstract = jax.eval_shape(init_fn, init_rng)
   state_sharding = strategy.state_sharding(abstract)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.keep_checkpoints)
+  train_chunk = Programs(strategy.compile_train(
+      make_train_chunk(make_train_step(task, tx, schedule, strategy, config.grad_accum_steps)), state_sharding))
+  eval_fn = Programs(strategy.compile_eval(make_eval_step(task), state_sharding.params))
+  eval_bs = config.eval_batch_size or config.batch_size
+  primary = dataset.eval_splits[0] if dataset.eval_splits else None
+
+  def chunk_batches(s: int) -> tuple[int, dict]:
+    n = min(k - s % k, end - s)
+    per_step = [dataset.train_batch(t, config.batch_size) for t in range(s, s + n)]
+    return n, {key: np.stack([b[key] for b in per_step]) for key in per_step[0]}
+
+  t0 = time.perf_counter()
   restored = checkpointer.restore(strategy.checkpoint_target(abstract), quarantine=True)
-  if restored is None:
-    state, _ = strategy.init_state(init_fn, init_rng, abstract)
-    if config.init_from:  # fine-tuning: pretrained weights replace the fresh ones they share a name with
-      from lm_anatomy import hf
-      params = hf.init_params(config.init_from, model, jax.device_get(state.params))
-      state = strategy.put_state(state.replace(params=params, opt_state=tx.init(params)), state_sharding)
-    meta = {'best_val_loss': None, 'train_seconds': 0.0}
-  else:
-    state, meta, _ = restored
-    state = strategy.place_restored(state)
-  start = int(jax.device_get(strategy.checkpoint_view(state).step))
+  start = 0 if restored is None else int(jax.device_get(strategy.checkpoint_view(restored[0]).step))
+  pending = chunk_batches(start) if start < end else None
+  # XLA compiles on one core: compile the first train chunk and the eval step in the background, from
+  # shapes alone, while this thread creates (or places) the state.
+  shaped = jax.tree.map(lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh), abstract, state_sharding)
+  with futures.ThreadPoolExecutor(2) as pool:
+    background = []
+    if pending is not None:
+      background.append(pool.submit(train_chunk.get, shaped, strategy.put_batch(pending[1], 1), dropout_rng))
+    if primary is not None:
+      first_eval = next(iter(dataset.eval_batches(primary, eval_bs, 1)), None)
+      if first_eval is not None:
+        background.append(pool.submit(eval_fn.get, shaped.params, strategy.put_batch(first_eval)))
+    if restored is None:
+      state, _ = strategy.init_state(init_fn, init_rng, abstract)
+      if config.init_from:  # fine-tuning: pretrained weights replace the fresh ones they share a name with
+        from lm_anatomy import hf
+        params = hf.init_params(config.init_from, model, jax.device_get(state.params))
+        state = strategy.put_state(state.replace(params=params, opt_state=tx.init(params)), state_sharding)
+      meta = {'best_val_loss': None, 'train_seconds': 0.0}
+    else:
+      state, meta, _ = restored
+      state = strategy.place_restored(state)
+    for f in background:
+      f.result()
+  startup_time = time.perf_counter() - t0
   if lead and start:
     log.info('resumed from step %d in %s', start, workdir)
 
-  train_chunk = strategy.compile_train(
-      make_train_chunk(make_train_step(task, tx, schedule, strategy, config.grad_accum_steps)), state_sharding)
-  eval_fn = strategy.compile_eval(make_eval_step(task), state_sharding.params)
-  eval_bs = config.eval_batch_size or config.batch_size
   tokens_per_step = config.batch_size * getattr(dataset, 'tokens_per_example', lambda: 1)()
   flops_per_token = peak_flops = float('nan')
   if config.report_mfu and hasattr(model, 'flops_per_token'):
@@ -275,12 +327,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     flops_per_token = model.flops_per_token(config_lib.seq_len(config), abstract.params)
     peak_flops = flops.device_peak_flops()[0] * strategy.num_devices
   writer = MetricWriter(workdir, lead, start)
-  primary = dataset.eval_splits[0] if dataset.eval_splits else None
-
-  def chunk_batches(s: int) -> tuple[int, dict]:
-    n = min(k - s % k, end - s)
-    per_step = [dataset.train_batch(t, config.batch_size) for t in range(s, s + n)]
-    return n, {key: np.stack([b[key] for b in per_step]) for key in per_step[0]}
 
   def run_eval(step: int, final: bool) -> dict:
     record = {'step': step}
@@ -292,8 +338,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
 
   last = {}
   train_losses: list[float] = []
-  train_time = compile_time = 0.0
-  compiled = {}
+  train_time = 0.0
   bar = None
   if progress and lead:
     from tqdm.auto import tqdm
@@ -301,17 +346,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   step = start
   try:
     with _StopFlag() as stop_flag:
-      pending = chunk_batches(step) if step < end else None
       while step < end:
         n, batches = pending
         device_batches = strategy.put_batch(batches, 1)
-        shapes = (n,) + tuple((k, v.shape) for k, v in sorted(batches.items()))  # lengths may vary by batch
-        if shapes not in compiled:  # compile ahead of time, so tokens/s counts only training
-          t0 = time.perf_counter()
-          compiled[shapes] = train_chunk.lower(state, device_batches, dropout_rng).compile()
-          compile_time += time.perf_counter() - t0
+        program = train_chunk.get(state, device_batches, dropout_rng)  # compiled here if its shapes are new
         t0 = time.perf_counter()
-        state, metrics = compiled[shapes](state, device_batches, dropout_rng)
+        state, metrics = program(state, device_batches, dropout_rng)
         nxt = step + n
         pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
         metrics = jax.device_get(metrics)
@@ -337,7 +377,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           record.setdefault('train_loss', float(np.mean(train_losses)) if train_losses else float('nan'))
           record.update(tokens_per_sec=tokens_per_step * (len(train_losses) or 1) / max(train_time, 1e-9),
                         lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state).skipped)),
-                        elapsed_sec=meta.get('train_seconds', 0.0) + train_time, compile_sec=compile_time)
+                        elapsed_sec=meta.get('train_seconds', 0.0) + train_time,
+                        compile_sec=train_chunk.seconds + eval_fn.seconds, startup_sec=startup_time)
           if math.isfinite(flops_per_token * peak_flops):
             record['mfu'] = flops_per_token * record['tokens_per_sec'] / peak_flops
           train_losses = []

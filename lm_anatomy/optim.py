@@ -4,6 +4,8 @@ Schedules (s = step, η = lr, η_min = min_lr, W = warmup_steps, S = decay_steps
   warmup        η_s = η · s / W                                  for s < W
   cosine        η_s = η_min + ½(η − η_min)(1 + cos(π (s−W)/(S−W)))
   linear        η_s = η + (η_min − η)(s−W)/(S−W)
+  wsd           η_s = η until D = S − ⌊f·(S−W)⌋, then η + (η_min − η)(s−D)/(S−D)    f = decay_fraction
+                (warmup–stable–decay: a constant rate, annealed linearly over the last fraction f)
   constant      η_s = η
 Weight decay (decoupled, AdamW style) applies to matrices only (ndim ≥ 2: kernels and embeddings).
 Gradients are clipped to a global norm first when grad_clip > 0.
@@ -22,6 +24,11 @@ def schedule(opt, steps: int) -> optax.Schedule:
   if opt.schedule == 'linear':
     return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup),
                                  optax.linear_schedule(opt.lr, opt.min_lr, max(decay_steps - warmup, 1))], [warmup])
+  if opt.schedule == 'wsd':
+    decay = max(int(opt.decay_fraction * (decay_steps - warmup)), 1)
+    stable = decay_steps - warmup - decay
+    return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup), optax.constant_schedule(opt.lr),
+                                 optax.linear_schedule(opt.lr, opt.min_lr, decay)], [warmup, warmup + stable])
   return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup), optax.constant_schedule(opt.lr)],
                               [warmup])
 

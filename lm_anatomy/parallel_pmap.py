@@ -93,7 +93,7 @@ class PmapStrategy:
 
   def compile_eval(self, fn: Callable, params_sharding=None):
     p = jax.pmap(fn, in_axes=(0, 0), devices=self.devices)
-    return lambda params, batch: jax.tree.map(lambda x: x.sum(0), p(params, batch))
+    return _Lowered(p, lambda out: jax.tree.map(lambda x: x.sum(0), out))
 
   @staticmethod
   def total(x):

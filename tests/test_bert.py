@@ -247,6 +247,37 @@ def test_dynamic_padding_trims_batches(tokenizer):
   assert (a['attention_mask'][:, T:] == 0).all()
 
 
+def test_group_by_length_visits_every_row_once_with_less_padding(tokenizer):
+  ids = tokenizer.encode_batch(sentences(96, seed=3))
+  labels = np.arange(96) % 2
+  plain = SentenceClassification({'train': (labels, ids)}, tokenizer, 40, 0, pad_to_multiple=8)
+  grouped = SentenceClassification({'train': (labels, ids)}, tokenizer, 40, 0, pad_to_multiple=8, group_by_length=3)
+  lengths = grouped.splits['train']['attention_mask'].sum(1)
+  one_epoch = [grouped.train_batch(s, 8) for s in range(12)]       # 12 batches of 8 = 96 rows
+  # Every row once: the multiset of (length, first tokens) equals the split's.
+  seen = sorted((int(b['attention_mask'][i].sum()), tuple(b['inputs'][i, :4])) for b in one_epoch for i in range(8))
+  data = grouped.splits['train']
+  assert seen == sorted((int(lengths[i]), tuple(data['inputs'][i, :4])) for i in range(96))
+  # Each mega-batch of 3 batches (24 rows) runs longest first.
+  for m in range(4):
+    lens = np.concatenate([one_epoch[3 * m + j]['attention_mask'].sum(1) for j in range(3)])
+    assert (np.diff(lens) <= 0).all()
+  padded = lambda ds: np.mean([ds.train_batch(s, 8)['inputs'].shape[1] for s in range(24)])
+  assert padded(grouped) < padded(plain)
+  # A pure function of (seed, step), and the next epoch has another order.
+  np.testing.assert_array_equal(grouped.train_batch(5, 8)['inputs'], one_epoch[5]['inputs'])
+  assert not np.array_equal(grouped.train_batch(12, 8)['labels'], one_epoch[0]['labels']) or \
+      not np.array_equal(grouped.train_batch(12, 8)['inputs'], one_epoch[0]['inputs'])
+
+
+def test_group_by_length_needs_dynamic_padding():
+  config = load_config('sst2_minilm.py')
+  config.data.pad_to_multiple = 0
+  config.data.group_by_length = 50
+  with pytest.raises(ConfigError, match='group_by_length'):
+    config_lib.validate(config)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The workflow: pretrain from scratch, fine-tune from it, evaluate on a file
 
@@ -277,7 +308,7 @@ def test_pretrain_then_fine_tune(sst2_data, tmp_path):
   fine.model.n_layer, fine.model.n_head, fine.model.n_embd = 2, 2, 32
   fine.batch_size, fine.steps, fine.eval_every, fine.checkpoint_every = 16, 6, 3, 3
   fine.optimizer.warmup_steps = 1
-  fine.data.pad_to_multiple = 0
+  fine.data.pad_to_multiple, fine.data.group_by_length = 0, 0
   ds = data.build(fine)
   assert ds.tokenizer.to_json() == lm_anatomy.restore(tmp_path / 'pre').tokenizer.to_json()  # the run's own BPE
   model = models.build(fine, ds.info)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lm_anatomy
-from lm_anatomy import engine
+from lm_anatomy import engine, optim
 from lm_anatomy.errors import CheckpointError
 from conftest import ROOT
 
@@ -104,3 +104,13 @@ def test_restore_and_sample_cli(tiny_config, tmp_path, tiny_data):
   assert out.stdout.count('--- sample') == 2 and out.stdout.count('All:') == 2
   bad = subprocess.run(cmd[:-3] + ['--prompt=Speak~'], capture_output=True, text=True, cwd=ROOT, timeout=120)
   assert bad.returncode == 2 and "error: character '~' at position 5 is not in the vocabulary" in bad.stderr
+
+
+def test_wsd_schedule_holds_then_anneals(tiny_config):
+  opt = tiny_config.optimizer
+  opt.schedule, opt.lr, opt.min_lr, opt.warmup_steps, opt.decay_fraction = 'wsd', 1e-3, 0.0, 10, 0.25
+  _, lr = optim.build(opt, 90)   # 80 steps after warmup: 60 stable, 20 annealed
+  values = np.array([float(lr(s)) for s in range(91)])
+  np.testing.assert_allclose(values[:11], np.linspace(0, 1e-3, 11), rtol=1e-6, atol=1e-12)
+  np.testing.assert_allclose(values[10:71], 1e-3, rtol=1e-6)
+  np.testing.assert_allclose(values[70:], np.linspace(1e-3, 0.0, 21), rtol=1e-5, atol=1e-9)

@@ -155,3 +155,23 @@ def test_nonfinite_loss_stops_with_the_step(tiny_config, tmp_path, monkeypatch):
   with pytest.raises(engine.NonFiniteError, match='at step 13'):
     engine.train(tiny_config, tmp_path / 'run', progress=False)
   assert _steps_on_disk(tmp_path / 'run') == [10]
+
+
+def test_a_leftover_checkpoint_of_a_recomputed_step_is_replaced(tiny_config, tmp_path, caplog):
+  """Fault: a run killed while finishing left a checkpoint of step 20 that its resume did not start
+  from. Expect the recomputed step to replace it instead of failing with 'already exists'."""
+  from lm_anatomy import checkpoint
+  engine.train(_config_like_cmd(tiny_config, 20), tmp_path / 'run', progress=False)
+  run = lm_anatomy.restore(tmp_path / 'run')
+  state = {'w': np.full(3, 7.0, np.float32)}
+  ckpt = checkpoint.Checkpointer(tmp_path / 'run', keep=3)
+  with caplog.at_level('WARNING'):
+    ckpt.save(20, state, {'note': 'again'})
+    ckpt.save_best(20, state, {'note': 'again'}, 1.0)
+  ckpt.wait()
+  assert 'replacing the checkpoint at step 20' in caplog.text
+  target = {'w': jax.ShapeDtypeStruct((3,), np.float32)}
+  restored, meta, step = ckpt.restore(target)
+  assert step == 20 and meta == {'note': 'again'} and (np.asarray(restored['w']) == 7.0).all()
+  assert run.step == 20
+  ckpt.close()

@@ -79,6 +79,21 @@ def test_train_batches_are_pure_and_split_across_processes(names_data):
   assert all(tuple(r) in train_rows for r in a['targets'])
 
 
+def test_epoch_sampling_visits_every_training_name_once_an_epoch(names_data):
+  config = names_config()
+  config.data.sampling = 'epochs'
+  ds = data.build(config)
+  n = len(ds.words['train'])                          # 36 = 9 batches of 4
+  epoch = np.concatenate([ds.train_batch(s, 4)['targets'] for s in range(n // 4)])
+  key = lambda rows: sorted(map(tuple, rows))
+  assert key(epoch) == key(ds.rows['train']['targets'])
+  second = np.concatenate([ds.train_batch(s, 4)['targets'] for s in range(n // 4, 2 * n // 4)])
+  assert key(second) == key(epoch) and not np.array_equal(second, epoch)
+  config.data.sampling = 'shuffled'
+  with pytest.raises(ConfigError, match="data.sampling='shuffled'"):
+    config_lib.validate(config)
+
+
 def test_without_the_split_file_a_seeded_permutation(names_data):
   (names_data / 'names' / 'test_split.txt').unlink()
   config = names_config()

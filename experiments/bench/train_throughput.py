@@ -47,7 +47,8 @@ def main():
   tokens_per_step = run.config.batch_size * seq_len
   print(f'device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs')
   print(f'whole run ({args.steps} steps, start-up and compile included): {wall:.1f} s')
-  print(f'compile: {records[-1].get("compile_sec", float("nan")):.1f} s')
+  print(f'start-up (state creation and compilation, overlapped): {records[-1].get("startup_sec", float("nan")):.1f} s; '
+        f'compile: {records[-1].get("compile_sec", float("nan")):.1f} s summed over threads')
   print(f'steady state: {tok_s:,.0f} tokens/s, {1000 * tokens_per_step / tok_s:.2f} ms/step '
         f'(median over {len(steady)} evaluation intervals)')
   print(f'final val loss (whole val split): {records[-1]["val_loss"]:.4f}')

@@ -25,6 +25,7 @@ def get_config(arg: str = ''):
   config.data.tokenizer = 'bpe'
   config.data.seq_len = 64
   config.data.pad_to_multiple = 8
+  config.data.group_by_length = 50   # batches of similar length (mega-batches of 50 batches sorted by length)
   config.task.name = 'classify'
   m = config.model
   m.name = 'bert'

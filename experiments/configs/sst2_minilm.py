@@ -9,7 +9,9 @@ The recipe of the Hugging Face reference: a linear classifier on the pooled [CLS
 fine-tuned too; batch 32, max length 64, AdamW (β = 0.9, 0.999; weight decay 0.01 on matrices),
 lr 1e-4 (`:lr5e-5` for 5e-5), 10% warmup then linear decay to 0, 3 epochs (651 steps), gradients
 clipped at norm 1, dropout 0.1. Dev (the `val` split) is scored after each epoch, and `best/` keeps
-the checkpoint of lowest dev loss.
+the checkpoint of lowest dev loss. Batches are padded to their longest sentence and drawn from
+mega-batches of 50 batches sorted by length (Hugging Face's `group_by_length`): about 30 positions per
+row instead of 54, the same examples each epoch.
 
 `:tiny` is a seconds-long smoke run (40 steps, dev scored on 64 sentences).
 """
@@ -26,6 +28,7 @@ def get_config(arg: str = ''):
   config.data.tokenizer = 'wordpiece'
   config.data.seq_len = 64
   config.data.pad_to_multiple = 8     # pad each batch to its longest sentence (a multiple of 8), not to 64
+  config.data.group_by_length = 50   # batches of similar length (mega-batches of 50 batches sorted by length)
   config.task.name = 'classify'
   m = config.model
   m.name = 'bert'

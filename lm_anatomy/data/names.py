@@ -18,7 +18,8 @@ default seed; the split does not change with `config.seed`). Names repeat in nam
 is by line, not by name.
 
 Batches are pure functions of (seed, step): train batch `step` draws its names uniformly with
-replacement with `np.random.default_rng([seed, step])` (makemore samples with replacement too), and
+replacement with `np.random.default_rng([seed, step])` (makemore samples with replacement too), or, with
+`data.sampling = 'epochs'`, takes the next names of an epoch's permutation (data/text.py), and
 process p of P keeps rows [p·B/P, (p+1)·B/P). Evaluation covers a split in order, the last batch padded
 with rows of weight 0. The eval splits are ['test'], so metrics.jsonl records `test_loss`.
 """
@@ -31,7 +32,7 @@ import numpy as np
 
 from lm_anatomy import config as config_lib
 from lm_anatomy.data import corpora, tokenizers
-from lm_anatomy.data.text import rows_of_process
+from lm_anatomy.data.text import epoch_indices, rows_of_process
 from lm_anatomy.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ class NamesDataset:
   """One name per row, a start token before it and an end token after it (see the module docstring)."""
 
   def __init__(self, words: dict[str, list[str]], tokenizer, seq_len: int, seed: int,
-               process_index: int = 0, process_count: int = 1):
+               process_index: int = 0, process_count: int = 1, sampling: str = 'replacement'):
     self.words = words
+    self.sampling = sampling
     self.tokenizer = tokenizer
     self.seq_len = seq_len
     self.seed = seed
@@ -78,9 +80,13 @@ class NamesDataset:
     return {k: v[index] for k, v in self.rows[split].items()}
 
   def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
-    """This process's rows of global batch `step`: names drawn uniformly with replacement."""
-    rng = np.random.default_rng([self.seed, step])
-    index = rng.integers(0, len(self.words[self.train_split]), size=batch_size)
+    """This process's rows of global batch `step`: names drawn uniformly with replacement, or (sampling
+    'epochs') each epoch visiting every training name once in a fresh order."""
+    n = len(self.words[self.train_split])
+    if self.sampling == 'epochs':
+      index = epoch_indices(self.seed, n, step, batch_size)
+    else:
+      index = np.random.default_rng([self.seed, step]).integers(0, n, size=batch_size)
     return self._take(self.train_split, index[rows_of_process(batch_size, self.process_index, self.process_count)])
 
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
@@ -144,7 +150,7 @@ def build_names(corpus: corpora.Corpus, config, process_index: int = 0, process_
   if wanted and wanted < T:
     raise ConfigError(f'the names corpus needs sequences of {T} tokens (the longest name + 1), but '
                       f'model.block_size / data.seq_len is {wanted}')
-  return NamesDataset(split_words, tok, T, config.seed, process_index, process_count)
+  return NamesDataset(split_words, tok, T, config.seed, process_index, process_count, config.data.sampling)
 
 
 corpora.register(corpora.Corpus(

@@ -12,7 +12,8 @@ Batches are dicts of numpy arrays:
   masked LM:       masked_positions, masked_targets [batch, P] int32, weights [batch, P] float32
                    (+ next_sentence_labels [batch] int32: 0 = B follows A, 1 = B is random)
 With `data.pad_to_multiple = k`, a batch keeps only as many columns as its longest row needs, rounded
-up to a multiple of k: fewer wasted positions, one compilation per distinct length.
+up to a multiple of k: fewer wasted positions, one compilation per distinct length. Classification with
+`data.group_by_length = g` also draws each training batch from rows of similar length (see data/text.py's `epoch_order`).
 
 Masking (Devlin et al. 2019): a sequence with n ordinary tokens has k = max(1, ⌊mask_prob · n + u⌋) of
 them chosen uniformly without replacement (u ~ U[0, 1): stochastic rounding, so that E[k] = mask_prob · n
@@ -39,7 +40,7 @@ import numpy as np
 
 from lm_anatomy import config as config_lib
 from lm_anatomy.data import corpora, hf_tokenizers, sst2
-from lm_anatomy.data.text import rows_of_process
+from lm_anatomy.data.text import epoch_indices, rows_of_process
 from lm_anatomy.errors import ConfigError, DataError
 
 NOT_NEXT, IS_NEXT = 1, 0  # next-sentence labels, as in Hugging Face's BertForPreTraining
@@ -98,17 +99,6 @@ def pack(first: Sequence[np.ndarray], second: Sequence[np.ndarray] | None, seq_l
   return {'inputs': inputs, 'attention_mask': mask, 'token_type_ids': segments}
 
 
-def epoch_indices(seed: int, n: int, step: int, batch_size: int) -> np.ndarray:
-  """Indices of global batch `step` when each epoch visits all n examples in a fresh order."""
-  positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
-  epochs = positions // n
-  idx = np.empty(batch_size, np.int64)
-  for epoch in np.unique(epochs):
-    here = epochs == epoch
-    idx[here] = np.random.default_rng([seed, int(epoch)]).permutation(n)[positions[here] % n]
-  return idx
-
-
 def trim(batch: dict[str, np.ndarray], seq_len: int, multiple: int) -> dict[str, np.ndarray]:
   """Cuts the padding columns of a packed batch down to its longest row, rounded up to `multiple`."""
   if not multiple:
@@ -128,7 +118,8 @@ class SentenceClassification:
   """Labelled sentences: `[CLS] sentence [SEP]` → label. Training runs through epochs in shuffled order."""
 
   def __init__(self, splits: dict[str, tuple[np.ndarray, list[np.ndarray]]], tokenizer, seq_len: int, seed: int,
-               num_classes: int = 0, process_index: int = 0, process_count: int = 1, pad_to_multiple: int = 0):
+               num_classes: int = 0, process_index: int = 0, process_count: int = 1, pad_to_multiple: int = 0,
+               group_by_length: int = 0):
     if seq_len < 3:
       raise ConfigError(f'data.seq_len ({seq_len}) must be at least 3 ([CLS] token [SEP])')
     if 'train' not in splits:
@@ -138,6 +129,7 @@ class SentenceClassification:
     self.seq_len = seq_len
     self.seed = seed
     self.pad_to_multiple = pad_to_multiple
+    self.group_by_length = group_by_length
     self.process_index, self.process_count = process_index, process_count
     all_labels = np.concatenate([labels for labels, _ in splits.values()])
     self.num_classes = num_classes or int(all_labels.max()) + 1
@@ -161,8 +153,12 @@ class SentenceClassification:
 
   def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
     """This process's rows of global batch `step`."""
-    n = len(self.splits[self.train_split]['labels'])
-    batch = self._batch(self.train_split, epoch_indices(self.seed, n, step, batch_size), np.ones(batch_size))
+    train = self.splits[self.train_split]
+    n = len(train['labels'])
+    group = self.group_by_length * batch_size
+    lengths = train['attention_mask'].sum(1) if group else None
+    batch = self._batch(self.train_split, epoch_indices(self.seed, n, step, batch_size, lengths, group),
+                        np.ones(batch_size))
     rows = rows_of_process(batch_size, self.process_index, self.process_count)
     return {k: v[rows] for k, v in batch.items()}
 
@@ -341,7 +337,7 @@ def classification_dataset(config, tokenizer, files: dict[str, str], process_ind
     labels, sentences = sst2.read_labelled_lines(path)
     splits[split] = (labels, tokenizer.encode_batch(sentences))
   return SentenceClassification(splits, tokenizer, _seq_len(config), config.seed, 2, process_index, process_count,
-                                _pad_to_multiple(config))
+                                _pad_to_multiple(config), config.data.group_by_length)
 
 
 def build_sst2_text(corpus, config, process_index: int = 0, process_count: int = 1) -> SentenceClassification:

@@ -32,6 +32,31 @@ def rows_of_process(batch_size: int, process_index: int, process_count: int) -> 
   return slice(process_index * per, (process_index + 1) * per)
 
 
+def epoch_order(seed: int, n: int, epoch: int, lengths: np.ndarray | None = None, group: int = 0) -> np.ndarray:
+  """The order in which epoch `epoch` visits examples 0 … n−1: a fresh permutation. With `group` = g and
+  `lengths`, the permutation is cut into mega-batches of g rows that are each sorted by length,
+  longest first, so that a batch cut from them holds rows of similar length and needs little padding
+  (Hugging Face's `group_by_length`, there with mega-batches of 50 batches)."""
+  order = np.random.default_rng([seed, int(epoch)]).permutation(n)
+  if group and lengths is not None:
+    for a in range(0, n, group):
+      chunk = order[a:a + group]
+      order[a:a + group] = chunk[np.argsort(-lengths[chunk], kind='stable')]
+  return order
+
+
+def epoch_indices(seed: int, n: int, step: int, batch_size: int, lengths: np.ndarray | None = None,
+                  group: int = 0) -> np.ndarray:
+  """Indices of global batch `step` when each epoch visits all n examples in a fresh order (`epoch_order`)."""
+  positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
+  epochs = positions // n
+  idx = np.empty(batch_size, np.int64)
+  for epoch in np.unique(epochs):
+    here = epochs == epoch
+    idx[here] = epoch_order(seed, n, int(epoch), lengths, group)[positions[here] % n]
+  return idx
+
+
 class StreamLM:
   """Random windows for training, non-overlapping blocks for evaluation."""
 
