@@ -47,7 +47,9 @@ class Checkpointer:
   def _clear(mngr: ocp.CheckpointManager, step: int) -> None:
     """Removes a checkpoint of `step` that a run killed while finishing it left behind: the run resumed
     from an earlier one and has just recomputed this step, so the new save replaces it."""
-    if step in mngr.all_steps(read=True):
+    mngr.wait_until_finished()   # so that reading the steps from disk loses no save in flight
+    mngr.reload()
+    if step in mngr.all_steps():
       log.warning('replacing the checkpoint at step %d left by an interrupted run', step)
       mngr.delete(step)
 
