@@ -32,7 +32,7 @@ import numpy as np
 
 from lm_anatomy import config as config_lib
 from lm_anatomy.data import corpora, tokenizers
-from lm_anatomy.data.text import epoch_indices, rows_of_process
+from lm_anatomy.data.text import EpochOrder, rows_of_process
 from lm_anatomy.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class NamesDataset:
   def __init__(self, words: dict[str, list[str]], tokenizer, seq_len: int, seed: int,
                process_index: int = 0, process_count: int = 1, sampling: str = 'replacement'):
     self.words = words
-    self.sampling = sampling
+    self.epochs = EpochOrder(seed, len(words['train'])) if sampling == 'epochs' else None
     self.tokenizer = tokenizer
     self.seq_len = seq_len
     self.seed = seed
@@ -82,10 +82,10 @@ class NamesDataset:
   def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
     """This process's rows of global batch `step`: names drawn uniformly with replacement, or (sampling
     'epochs') each epoch visiting every training name once in a fresh order."""
-    n = len(self.words[self.train_split])
-    if self.sampling == 'epochs':
-      index = epoch_indices(self.seed, n, step, batch_size)
+    if self.epochs is not None:
+      index = self.epochs.indices(step, batch_size)
     else:
+      n = len(self.words[self.train_split])
       index = np.random.default_rng([self.seed, step]).integers(0, n, size=batch_size)
     return self._take(self.train_split, index[rows_of_process(batch_size, self.process_index, self.process_count)])
 

@@ -12,8 +12,9 @@ Batches are dicts of numpy arrays:
   masked LM:       masked_positions, masked_targets [batch, P] int32, weights [batch, P] float32
                    (+ next_sentence_labels [batch] int32: 0 = B follows A, 1 = B is random)
 With `data.pad_to_multiple = k`, a batch keeps only as many columns as its longest row needs, rounded
-up to a multiple of k: fewer wasted positions, one compilation per distinct length. Classification with
-`data.group_by_length = g` also draws each training batch from rows of similar length (see data/text.py's `epoch_order`).
+up to a multiple of k: fewer wasted positions, one compilation per distinct length. Classification
+with `data.group_by_length = g` also draws each training batch from rows of similar length (see
+data/text.py's `EpochOrder`).
 
 Masking (Devlin et al. 2019): a sequence with n ordinary tokens has k = max(1, ⌊mask_prob · n + u⌋) of
 them chosen uniformly without replacement (u ~ U[0, 1): stochastic rounding, so that E[k] = mask_prob · n
@@ -40,7 +41,7 @@ import numpy as np
 
 from lm_anatomy import config as config_lib
 from lm_anatomy.data import corpora, hf_tokenizers, sst2
-from lm_anatomy.data.text import epoch_indices, rows_of_process
+from lm_anatomy.data.text import EpochOrder, rows_of_process
 from lm_anatomy.errors import ConfigError, DataError
 
 NOT_NEXT, IS_NEXT = 1, 0  # next-sentence labels, as in Hugging Face's BertForPreTraining
@@ -129,7 +130,6 @@ class SentenceClassification:
     self.seq_len = seq_len
     self.seed = seed
     self.pad_to_multiple = pad_to_multiple
-    self.group_by_length = group_by_length
     self.process_index, self.process_count = process_index, process_count
     all_labels = np.concatenate([labels for labels, _ in splits.values()])
     self.num_classes = num_classes or int(all_labels.max()) + 1
@@ -141,6 +141,8 @@ class SentenceClassification:
     self.info = {'vocab_size': tokenizer.vocab_size, 'num_classes': self.num_classes}
     self.train_split = 'train'
     self.eval_splits = [s for s in splits if s != 'train']
+    train = self.splits['train']
+    self.epochs = EpochOrder(seed, len(train['labels']), train['attention_mask'].sum(1), group_by_length)
 
   def tokens_per_example(self) -> int:
     return self.seq_len
@@ -153,12 +155,7 @@ class SentenceClassification:
 
   def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
     """This process's rows of global batch `step`."""
-    train = self.splits[self.train_split]
-    n = len(train['labels'])
-    group = self.group_by_length * batch_size
-    lengths = train['attention_mask'].sum(1) if group else None
-    batch = self._batch(self.train_split, epoch_indices(self.seed, n, step, batch_size, lengths, group),
-                        np.ones(batch_size))
+    batch = self._batch(self.train_split, self.epochs.indices(step, batch_size), np.ones(batch_size))
     rows = rows_of_process(batch_size, self.process_index, self.process_count)
     return {k: v[rows] for k, v in batch.items()}
 

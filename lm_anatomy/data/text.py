@@ -32,29 +32,37 @@ def rows_of_process(batch_size: int, process_index: int, process_count: int) -> 
   return slice(process_index * per, (process_index + 1) * per)
 
 
-def epoch_order(seed: int, n: int, epoch: int, lengths: np.ndarray | None = None, group: int = 0) -> np.ndarray:
-  """The order in which epoch `epoch` visits examples 0 … n−1: a fresh permutation. With `group` = g and
-  `lengths`, the permutation is cut into mega-batches of g rows that are each sorted by length,
-  longest first, so that a batch cut from them holds rows of similar length and needs little padding
-  (Hugging Face's `group_by_length`, there with mega-batches of 50 batches)."""
-  order = np.random.default_rng([seed, int(epoch)]).permutation(n)
-  if group and lengths is not None:
-    for a in range(0, n, group):
-      chunk = order[a:a + group]
-      order[a:a + group] = chunk[np.argsort(-lengths[chunk], kind='stable')]
-  return order
+class EpochOrder:
+  """Epochs that each visit examples 0 … n−1 once, in a fresh permutation seeded with (seed, epoch), so
+  that global batch `step` is a pure function of (seed, step). With `lengths` and `group` = g, each
+  epoch's permutation is cut into mega-batches of g batches sorted by length, longest first, so that a
+  batch cut from them holds rows of similar length and needs little padding (Hugging Face's
+  `group_by_length`, there with g = 50)."""
 
+  def __init__(self, seed: int, n: int, lengths: np.ndarray | None = None, group: int = 0):
+    self.seed, self.n, self.lengths, self.group = seed, n, lengths, group
+    self._cached: tuple | None = None   # (epoch, batch_size, order) of the last epoch asked for
 
-def epoch_indices(seed: int, n: int, step: int, batch_size: int, lengths: np.ndarray | None = None,
-                  group: int = 0) -> np.ndarray:
-  """Indices of global batch `step` when each epoch visits all n examples in a fresh order (`epoch_order`)."""
-  positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
-  epochs = positions // n
-  idx = np.empty(batch_size, np.int64)
-  for epoch in np.unique(epochs):
-    here = epochs == epoch
-    idx[here] = epoch_order(seed, n, int(epoch), lengths, group)[positions[here] % n]
-  return idx
+  def order(self, epoch: int, batch_size: int) -> np.ndarray:
+    if self._cached is None or self._cached[:2] != (epoch, batch_size):
+      order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+      rows = self.group * batch_size
+      if rows and self.lengths is not None:
+        for a in range(0, self.n, rows):
+          chunk = order[a:a + rows]
+          order[a:a + rows] = chunk[np.argsort(-self.lengths[chunk], kind='stable')]
+      self._cached = (epoch, batch_size, order)
+    return self._cached[2]
+
+  def indices(self, step: int, batch_size: int) -> np.ndarray:
+    """Indices of global batch `step` (a batch may span two epochs)."""
+    positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
+    epochs = positions // self.n
+    idx = np.empty(batch_size, np.int64)
+    for epoch in np.unique(epochs):
+      here = epochs == epoch
+      idx[here] = self.order(int(epoch), batch_size)[positions[here] % self.n]
+    return idx
 
 
 class StreamLM:
