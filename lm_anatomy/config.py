@@ -64,7 +64,7 @@ def base() -> ml_collections.ConfigDict:
   c.data.next_sentence = False      # masked LM: sentence pairs, half with a random second segment (NSP)
   c.data.pad_to_multiple = 0        # sentence batches: 0 = pad to seq_len; k = to the longest row, rounded
                                     #   up to a multiple of k (one compilation per length)
-  c.data.sampling = 'replacement'   # names: training rows drawn with replacement, or 'epochs' (each row once an epoch)
+  c.data.sampling = 'replacement'   # training rows/windows drawn with replacement, or 'epochs' (each once an epoch)
   c.data.group_by_length = 0        # sentence classification: batches from mega-batches of g batches
                                     #   sorted by length (less padding); 0 = off
 

@@ -19,6 +19,7 @@ import logging
 import math
 import pathlib
 import signal
+import sys
 import threading
 import time
 from concurrent import futures
@@ -159,6 +160,21 @@ def evaluate(eval_fn, params, dataset, split: str, batch_size: int, strategy, ma
   return total
 
 
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter, imported without torch. tensorboardX imports torch whenever it is
+  installed, only to accept torch tensors (2.2 s of start-up here); we write Python floats."""
+  if 'torch' in sys.modules:
+    from tensorboardX import SummaryWriter
+    return SummaryWriter
+  sys.modules['torch'] = None  # makes `import torch` raise ImportError, which tensorboardX handles
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    if sys.modules.get('torch', 0) is None:
+      del sys.modules['torch']
+  return SummaryWriter
+
+
 class MetricWriter:
   """metrics.jsonl (one JSON object per evaluation) and TensorBoard events, written by process 0."""
 
@@ -177,8 +193,7 @@ class MetricWriter:
         except json.JSONDecodeError:
           pass
       self.path.write_text(''.join(l + '\n' for l in keep))
-    from tensorboardX import SummaryWriter
-    self.tb = SummaryWriter(str(workdir / 'tensorboard'), flush_secs=30)
+    self.tb = _summary_writer_class()(str(workdir / 'tensorboard'), flush_secs=30)
 
   def write(self, record: dict) -> None:
     if not self.enabled:

@@ -51,6 +51,31 @@ def test_nanogpt_split_and_pure_batches(tiny_config):
   np.testing.assert_array_equal(np.concatenate([h['inputs'] for h in halves]), a['inputs'])
 
 
+def test_epoch_sampling_trains_on_every_token_once_an_epoch(tiny_config):
+  tiny_config.data.sampling = 'epochs'
+  ds = data.build(tiny_config)
+  T, train = 16, ds.splits['train']
+  n = (len(train) - T - 1) // T                      # windows per epoch
+  assert n >= 8
+  B = 4
+  steps = -(-3 * n // B)                             # three epochs, the last batch spilling over
+  starts = np.concatenate([ds.train_starts(s, B) for s in range(steps)])
+  for epoch in range(3):
+    ep = np.sort(starts[epoch * n:(epoch + 1) * n])
+    offset = ep[0]
+    assert 0 <= offset < T
+    np.testing.assert_array_equal(ep, offset + T * np.arange(n))   # non-overlapping, each window once
+  # Windows hold the tokens they start at, and a batch is a pure function of (seed, step).
+  b = ds.train_batch(5, B)
+  np.testing.assert_array_equal(b['inputs'], train[ds.train_starts(5, B)[:, None] + np.arange(T)])
+  np.testing.assert_array_equal(b['targets'], train[ds.train_starts(5, B)[:, None] + 1 + np.arange(T)])
+  np.testing.assert_array_equal(data.build(tiny_config).train_batch(5, B)['inputs'], b['inputs'])
+  # Epochs differ in order and (almost surely over three epochs) in offset.
+  assert len({tuple(starts[e * n:(e + 1) * n]) for e in range(3)}) == 3
+  halves = [data.build(tiny_config, p, 2).train_batch(5, B) for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate([h['inputs'] for h in halves]), b['inputs'])
+
+
 def test_eval_batches_score_every_val_token_once(tiny_config):
   ds = data.build(tiny_config)
   val = ds.splits['val']

@@ -114,3 +114,19 @@ def test_wsd_schedule_holds_then_anneals(tiny_config):
   np.testing.assert_allclose(values[:11], np.linspace(0, 1e-3, 11), rtol=1e-6, atol=1e-12)
   np.testing.assert_allclose(values[10:71], 1e-3, rtol=1e-6)
   np.testing.assert_allclose(values[70:], np.linspace(1e-3, 0.0, 21), rtol=1e-5, atol=1e-9)
+
+
+def test_tensorboard_writer_leaves_torch_unimported_and_importable(tmp_path):
+  pytest.importorskip('torch')  # tensorboardX imports torch (2 s) only where it is installed
+  code = (
+      'import sys\n'
+      'from lm_anatomy import engine\n'
+      f'w = engine.MetricWriter(__import__("pathlib").Path({str(tmp_path)!r}), True, 0)\n'
+      'w.write({"step": 1, "val_loss": 2.5}); w.close()\n'
+      'assert "torch" not in sys.modules, "tensorboardX pulled in torch"\n'
+      'import torch\n'
+      'print(torch.ones(2).sum().item())\n')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.strip() == '2.0'
+  assert list((tmp_path / 'tensorboard').iterdir())

@@ -1,7 +1,10 @@
 """Language-model datasets over one long token stream (nanoGPT's setup).
 
-Training batches are random windows of `seq_len + 1` tokens. Batch `step` is a pure function of
-(seed, step): its window offsets come from `np.random.default_rng([seed, step])`, and process `p`
+Training batches are windows of `seq_len + 1` tokens. With `data.sampling='replacement'` (nanoGPT's)
+their starts are drawn uniformly from the train split; with 'epochs', each epoch cuts the split into
+non-overlapping windows at a fresh random offset in [0, seq_len) and visits every window once in a fresh
+order, so each token is trained on once an epoch. Batch `step` is a pure function of (seed, step): its
+starts come from `np.random.default_rng([seed, step])` (or from the epoch's seeded order), and process `p`
 of `P` keeps rows `[p·B/P, (p+1)·B/P)` of the global batch, so a resumed or multi-host run sees
 exactly the batches of an uninterrupted single-process run.
 
@@ -54,6 +57,10 @@ class EpochOrder:
       self._cached = (epoch, batch_size, order)
     return self._cached[2]
 
+  def epochs(self, step: int, batch_size: int) -> np.ndarray:
+    """The epoch of each row of global batch `step`: [batch_size] int64."""
+    return (step * batch_size + np.arange(batch_size, dtype=np.int64)) // self.n
+
   def indices(self, step: int, batch_size: int) -> np.ndarray:
     """Indices of global batch `step` (a batch may span two epochs)."""
     positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
@@ -69,7 +76,8 @@ class StreamLM:
   """Random windows for training, non-overlapping blocks for evaluation."""
 
   def __init__(self, splits: dict[str, np.ndarray], tokenizer, seq_len: int, seed: int,
-               process_index: int = 0, process_count: int = 1, chars_per_token: float = 1.0):
+               process_index: int = 0, process_count: int = 1, chars_per_token: float = 1.0,
+               sampling: str = 'replacement'):
     if seq_len <= 0:
       raise ConfigError('the sequence length (model.block_size or data.seq_len) must be > 0')
     for name, ids in splits.items():
@@ -86,6 +94,9 @@ class StreamLM:
     self.info = {'vocab_size': tokenizer.vocab_size}
     self.train_split = 'train'
     self.eval_splits = [s for s in splits if s != 'train']
+    # 'epochs': window k of epoch e starts at offset_e + k·T, k < n, with n·T + T < len(train).
+    n_windows = (len(splits[self.train_split]) - seq_len - 1) // seq_len
+    self.epoch_order = EpochOrder(seed, n_windows) if sampling == 'epochs' else None
 
   def tokens_per_example(self) -> int:
     return self.seq_len
@@ -96,12 +107,20 @@ class StreamLM:
     return {'inputs': w[:, :-1], 'targets': w[:, 1:],
             'weights': np.ones((len(starts), self.seq_len), np.float32)}
 
+  def train_starts(self, step: int, batch_size: int) -> np.ndarray:
+    """Start positions in the train split of global batch `step`'s windows: [batch_size] int64."""
+    if self.epoch_order is not None:
+      epochs = self.epoch_order.epochs(step, batch_size)
+      offset = {e: np.random.default_rng([self.seed, e, 1]).integers(self.seq_len) for e in np.unique(epochs)}
+      return np.array([offset[e] for e in epochs]) + self.epoch_order.indices(step, batch_size) * self.seq_len
+    rng = np.random.default_rng([self.seed, step])
+    return rng.integers(0, len(self.splits[self.train_split]) - self.seq_len - 1, size=batch_size)
+
   def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
     """This process's rows of global batch `step`."""
-    ids = self.splits[self.train_split]
-    rng = np.random.default_rng([self.seed, step])
-    starts = rng.integers(0, len(ids) - self.seq_len - 1, size=batch_size)
-    return self._windows(ids, starts[rows_of_process(batch_size, self.process_index, self.process_count)])
+    starts = self.train_starts(step, batch_size)
+    return self._windows(self.splits[self.train_split],
+                         starts[rows_of_process(batch_size, self.process_index, self.process_count)])
 
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
     return self.train_batch(0, batch_size)
@@ -138,7 +157,8 @@ def build_stream(corpus: corpora.Corpus, config, process_index: int = 0, process
   ids = tok.encode(text)
   n = int(len(ids) * config.data.train_fraction)
   return StreamLM({'train': ids[:n], 'val': ids[n:]}, tok, config_lib.seq_len(config), config.seed,
-                  process_index, process_count, chars_per_token=len(text) / max(len(ids), 1))
+                  process_index, process_count, chars_per_token=len(text) / max(len(ids), 1),
+                  sampling=config.data.sampling)
 
 
 corpora.register(corpora.Corpus(
