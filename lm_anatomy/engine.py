@@ -276,19 +276,18 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     if end != stop_after:
       log.info('stop_after=%d rounded up to %d, a multiple of steps_per_dispatch', stop_after, end)
 
+  example = {k: v[:1] for k, v in dataset.example_batch(config.batch_size // strategy.process_count).items()}
   if lead:
     workdir.mkdir(parents=True, exist_ok=True)
     _check_resume_config(workdir, config)
     (workdir / 'config.json').write_text(json.dumps(config_lib.to_dict(config), indent=2))
     tokenizers.save(dataset.tokenizer, workdir / 'tokenizer.json')
-    example = dataset.example_batch(config.batch_size // strategy.process_count)
     info = dict(dataset.info, chars_per_token=getattr(dataset, 'chars_per_token', 1.0),
-                example=example_spec({k: v[:1] for k, v in example.items()}))
+                example=example_spec(example))
     (workdir / 'data_info.json').write_text(json.dumps(info, indent=2))
 
   base_rng = jax.random.key(config.seed)
   init_rng, dropout_rng = jax.random.fold_in(base_rng, 0), jax.random.fold_in(base_rng, 1)
-  example = {k: v[:1] for k, v in dataset.example_batch(config.batch_size // strategy.process_count).items()}
   init_fn = lambda r: create_state(task, tx, r, example)
   abstract = jax.eval_shape(init_fn, init_rng)
   state_sharding = strategy.state_sharding(abstract)

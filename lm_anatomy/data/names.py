@@ -47,7 +47,7 @@ class NamesDataset:
   def __init__(self, words: dict[str, list[str]], tokenizer, seq_len: int, seed: int,
                process_index: int = 0, process_count: int = 1, sampling: str = 'replacement'):
     self.words = words
-    self.epochs = EpochOrder(seed, len(words['train'])) if sampling == 'epochs' else None
+    self.epoch_order = EpochOrder(seed, len(words['train'])) if sampling == 'epochs' else None
     self.tokenizer = tokenizer
     self.seq_len = seq_len
     self.seed = seed
@@ -82,8 +82,8 @@ class NamesDataset:
   def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
     """This process's rows of global batch `step`: names drawn uniformly with replacement, or (sampling
     'epochs') each epoch visiting every training name once in a fresh order."""
-    if self.epochs is not None:
-      index = self.epochs.indices(step, batch_size)
+    if self.epoch_order is not None:
+      index = self.epoch_order.indices(step, batch_size)
     else:
       n = len(self.words[self.train_split])
       index = np.random.default_rng([self.seed, step]).integers(0, n, size=batch_size)

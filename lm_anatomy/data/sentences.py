@@ -142,7 +142,7 @@ class SentenceClassification:
     self.train_split = 'train'
     self.eval_splits = [s for s in splits if s != 'train']
     train = self.splits['train']
-    self.epochs = EpochOrder(seed, len(train['labels']), train['attention_mask'].sum(1), group_by_length)
+    self.epoch_order = EpochOrder(seed, len(train['labels']), train['attention_mask'].sum(1), group_by_length)
 
   def tokens_per_example(self) -> int:
     return self.seq_len
@@ -155,7 +155,7 @@ class SentenceClassification:
 
   def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
     """This process's rows of global batch `step`."""
-    batch = self._batch(self.train_split, self.epochs.indices(step, batch_size), np.ones(batch_size))
+    batch = self._batch(self.train_split, self.epoch_order.indices(step, batch_size), np.ones(batch_size))
     rows = rows_of_process(batch_size, self.process_index, self.process_count)
     return {k: v[rows] for k, v in batch.items()}
 

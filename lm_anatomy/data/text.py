@@ -64,7 +64,7 @@ class EpochOrder:
   def indices(self, step: int, batch_size: int) -> np.ndarray:
     """Indices of global batch `step` (a batch may span two epochs)."""
     positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
-    epochs = positions // self.n
+    epochs = self.epochs(step, batch_size)
     idx = np.empty(batch_size, np.int64)
     for epoch in np.unique(epochs):
       here = epochs == epoch
