@@ -65,6 +65,8 @@ def base() -> ml_collections.ConfigDict:
   c.data.pad_to_multiple = 0        # sentence batches: 0 = pad to seq_len; k = to the longest row, rounded
                                     #   up to a multiple of k (one compilation per length)
   c.data.sampling = 'replacement'   # training rows/windows drawn with replacement, or 'epochs' (each once an epoch)
+  c.data.holdout = 0                # names: hold out this many training names as a 'val' split, for tuning
+                                    #   without the test set (0 = none)
   c.data.group_by_length = 0        # sentence classification: batches from mega-batches of g batches
                                     #   sorted by length (less padding); 0 = off
 
@@ -231,6 +233,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError('optimizer.warmup_steps and optimizer.min_lr must be >= 0')
   if config.data.group_by_length < 0:
     raise ConfigError(f'data.group_by_length must be >= 0, got {config.data.group_by_length}')
+  if config.data.holdout < 0:
+    raise ConfigError(f'data.holdout must be >= 0, got {config.data.holdout}')
   if config.data.group_by_length and not config.data.pad_to_multiple:
     raise ConfigError('data.group_by_length only saves work with data.pad_to_multiple > 0 (batches cut to '
                       'their longest row); set both')

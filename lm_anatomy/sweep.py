@@ -1,7 +1,7 @@
 """The sweep runner: many runs of one engine, each point in its own workdir, then one table and plots.
 
   python -m lm_anatomy.sweep --sweep=experiments/sweeps/names_family.py [--workdir=runs/sweeps/names_family]
-      [--dry_run] [--aggregate_only] [--only=NAME,NAME] [--in_process]
+      [--dry_run] [--aggregate_only] [--only=NAME ...] [--in_process]
 
 A sweep file is a Python file with `get_sweep()` returning a dict:
 
@@ -30,7 +30,9 @@ Each point runs as
   python -m lm_anatomy.main --config=CONFIG --workdir=WORKDIR/NAME --noprogress --config.KEY=VALUE ...
 sequentially (each in a fresh process; `--in_process` calls the engine in this process instead).
 Every point's config is built and validated before anything runs. A point whose metrics.jsonl already
-ends at its config's `steps` is finished and skipped; an unfinished one resumes from its checkpoint.
+ends at its config's `steps` is finished and skipped; an unfinished one resumes from its checkpoint. A
+point whose folder holds a run under other settings (its config.json differs from the point's config,
+e.g. after the config file changed) stops the sweep before anything runs, with the changed keys named.
 `--dry_run` prints the command lines (for a scheduler to run in parallel) and runs nothing;
 `--aggregate_only` runs nothing and rebuilds the table and plots from the workdirs.
 
@@ -201,6 +203,25 @@ def status(run_dir: pathlib.Path) -> str:
   return 'finished' if recs and recs[-1].get('step') == steps else 'partial'
 
 
+def _flat(tree: dict, prefix: str = '') -> dict[str, Any]:
+  """{'a': {'b': 1}} → {'a.b': 1}."""
+  out = {}
+  for k, v in tree.items():
+    out.update(_flat(v, f'{prefix}{k}.') if isinstance(v, dict) else {f'{prefix}{k}': v})
+  return out
+
+
+def changed_settings(run_dir: pathlib.Path, config) -> list[str]:
+  """'key: old → new' for every setting where the run in `run_dir` (its config.json) differs from `config`.
+  Keys that the run's config.json lacks (settings added since) are not compared."""
+  path = pathlib.Path(run_dir) / 'config.json'
+  if not path.exists():
+    return []
+  old = _flat(json.loads(path.read_text()))
+  new = _flat(json.loads(json.dumps(config_lib.to_dict(config))))  # as the engine writes it
+  return [f'{k}: {old[k]!r} → {new[k]!r}' for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
+
+
 def run(sweep: Sweep, workdir: str | pathlib.Path, *, dry_run: bool = False, in_process: bool = False,
         only: list[str] | None = None, echo: Callable[[str], None] = print) -> dict[str, str]:
   """Runs the unfinished points in order; returns {name: 'skipped' | 'ran' | 'failed: …' | 'printed'}."""
@@ -212,6 +233,13 @@ def run(sweep: Sweep, workdir: str | pathlib.Path, *, dry_run: bool = False, in_
       raise ConfigError(f'--only names {missing} are not points of {sweep.path}; points: {[p.name for p in points]}')
     points = [p for p in points if p.name in only]
   configs = {p.name: p.build_config() for p in points}  # every point validated before any runs
+  if not dry_run:  # a run done under other settings would be skipped or resumed as if it were this point's
+    stale = {p.name: changed_settings(workdir / p.name, configs[p.name]) for p in points}
+    stale = {name: changes for name, changes in stale.items() if changes}
+    if stale:
+      raise ConfigError('these points were run with other settings than the sweep now gives them; remove '
+                        'their folders (or use another --workdir) to rerun them: ' +
+                        '; '.join(f'{workdir / name} ({", ".join(c)})' for name, c in stale.items()))
   outcome = {}
   for i, point in enumerate(points):
     cmd = point.command(workdir)
@@ -258,7 +286,8 @@ def main(argv):
   f = flags.FLAGS
   sweep = load(f.sweep)
   workdir = pathlib.Path(f.workdir or pathlib.Path('runs') / 'sweeps' / sweep.path.stem)
-  only = [n for n in (f.only or '').split(',') if n]
+  names = {p.name for p in sweep.points}  # a point's name may itself hold commas
+  only = [n for v in f.only or [] for n in ([v] if v in names else v.split(',')) if n]
   outcome = {}
   if not f.aggregate_only:
     outcome = run(sweep, workdir, dry_run=f.dry_run, in_process=f.in_process, only=only)
@@ -280,7 +309,7 @@ def _define_flags():
   flags.DEFINE_string('workdir', None, 'Folder of the points\' workdirs and the results; default runs/sweeps/<sweep name>.')
   flags.DEFINE_boolean('dry_run', False, 'Print each point\'s command line; run nothing.')
   flags.DEFINE_boolean('aggregate_only', False, 'Run nothing; rebuild the table and plots from the workdirs.')
-  flags.DEFINE_string('only', '', 'Comma-separated point names to run (default: all).')
+  flags.DEFINE_multi_string('only', [], 'A point name to run (repeatable, or comma-separated; default: all).')
   flags.DEFINE_boolean('in_process', False, 'Train the points in this process instead of one process each.')
   flags.mark_flags_as_required(['sweep'])
 

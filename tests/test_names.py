@@ -104,6 +104,38 @@ def test_without_the_split_file_a_seeded_permutation(names_data):
   np.testing.assert_array_equal(names_lib.test_indices(40), names_lib.test_indices(40))
 
 
+def test_holdout_moves_training_names_to_a_val_split(names_data):
+  config = names_config()
+  full = data.build(config)
+  config.data.holdout = 6
+  ds = data.build(config)
+  assert ds.eval_splits == ['val', 'test'] and ds.words['test'] == full.words['test']
+  assert len(ds.words['val']) == 6 and len(ds.words['train']) == len(full.words['train']) - 6
+  # val and train partition the full training lines, each keeping the original order
+  for part in ('val', 'train'):
+    lines = iter(full.words['train'])
+    assert all(w in lines for w in ds.words[part])
+  assert sorted(ds.words['val'] + ds.words['train']) == sorted(full.words['train'])
+  config.seed = 99  # the held-out names do not follow the training seed
+  assert data.build(config).words == ds.words
+  val_rows = {tuple(r) for r in ds.rows['val']['targets']}
+  trained = np.concatenate([ds.train_batch(s, 8)['targets'] for s in range(20)])
+  assert not val_rows & {tuple(r) for r in trained}
+  config.data.holdout = 36
+  with pytest.raises(ConfigError, match=r'data.holdout must be in \[1, 35\] .* got 36'):
+    data.build(config)
+  config.data.holdout = -1
+  with pytest.raises(ConfigError, match='data.holdout must be >= 0'):
+    config_lib.validate(config)
+
+
+def test_holdout_on_a_corpus_with_its_own_splits_is_a_config_error():
+  config = load_config('shakespeare_char.py', 'baby')
+  config.data.holdout = 10
+  with pytest.raises(ConfigError, match='data.holdout is not supported by the tinyshakespeare corpus'):
+    data.build(config)
+
+
 @pytest.mark.parametrize('content, message', [
     ('1\n2\nx\n', 'one integer line index per line'),
     ('1\n1\n', 'distinct line indices in \\[0, 40\\)'),

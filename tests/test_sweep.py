@@ -79,6 +79,13 @@ def test_tiny_sweep_runs_skips_finished_points_and_aggregates(names_data, tmp_pa
   assert sweep.run(sw, out, in_process=True, echo=lines.append) == {p.name: 'skipped' for p in sw.points}
   assert {p.name: (out / p.name / 'metrics.jsonl').read_text() for p in sw.points} == before
   assert lines[-1] == '[2/2] ffnn,optimizer.lr=0.1: finished, skipped'
+  # Settings changed since a point ran (e.g. its config file was edited): stop before running anything.
+  changed = sweep.expand({'config': f'{names}:bigram', 'overrides': dict(NAMES_OVERRIDES, **{'optimizer.b2': 0.95}),
+                          'axes': {'optimizer.lr': [0.1]}, 'points': [{'name': 'bigram'}]})
+  with pytest.raises(ConfigError, match=r'bigram,optimizer.lr=0.1 \(optimizer.b2: 0.99 → 0.95\)'):
+    sweep.run(changed, out, in_process=True, echo=lines.append)
+  assert {p.name: (out / p.name / 'metrics.jsonl').read_text() for p in sw.points} == before
+  assert sweep.run(changed, out, dry_run=True, echo=lines.append) == {'bigram,optimizer.lr=0.1': 'printed'}
 
   paths = report.write(sw, out)
   assert sorted(p.name for p in paths) == ['final_test_loss.png', 'loss_curves.png', 'results.csv', 'results.md']
@@ -120,3 +127,24 @@ def test_cli_dry_run_prints_the_commands(tmp_path):
   bad = subprocess.run([sys.executable, '-m', 'lm_anatomy.sweep', f'--sweep={tmp_path}/none.py', '--dry_run'],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
   assert bad.returncode == 2 and 'error: sweep file' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+@pytest.mark.parametrize('path', sorted((ROOT / 'experiments' / 'sweeps').glob('*.py')), ids=lambda p: p.stem)
+def test_committed_sweeps_expand_and_every_point_validates(path, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  sw = sweep.load(path)
+  assert sw.points and all(p.build_config() for p in sw.points)
+
+
+def test_lstm_tuning_summary_averages_each_setting_over_its_seeds(tmp_path):
+  tuning = sweep._load_module(ROOT / 'experiments' / 'sweeps' / 'names_lstm_tuning.py', 'sweep')
+  rows = [('wsd05,optimizer.b2=0.999,seed=1', 0.999, 2.04), ('wsd05,optimizer.b2=0.999,seed=2', 0.999, 2.02),
+          ('constant,optimizer.b2=0.99,seed=1', 0.99, 2.05), ('constant,optimizer.b2=0.99,seed=2', 0.99, 2.02),
+          ('cosine,optimizer.b2=0.99,seed=1', 0.99, 1.90), ('cosine,optimizer.b2=0.99,seed=2', 0.99, '')]
+  with open(tmp_path / 'results.csv', 'w', newline='') as f:
+    w = csv.writer(f)
+    w.writerow(['name', 'optimizer.b2', 'val_loss'])
+    w.writerows(rows)
+  summary = tuning.summarise(tmp_path)
+  assert [(s, b2) for _, s, b2 in summary] == [('wsd05', 0.999), ('constant', 0.99)]  # cosine: one seed missing
+  assert summary[0][0] == pytest.approx(2.03) and summary[1][0] == pytest.approx(2.035)

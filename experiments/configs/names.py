@@ -5,7 +5,9 @@ one name per row with a start/end token, makemore's 1,000-name test split. The n
 learning rate at 5e-4 for 8,000 steps and anneal it linearly to 0 over the last 2,000 (warmup–stable–
 decay), and each epoch visits every training name once in a fresh order; makemore keeps the rate
 constant and draws names with replacement, which ended 0.004–0.026 higher in test loss here. The
-bigram keeps makemore's setup (see below).
+bigram keeps makemore's setup (see below). makemore has no LSTM, so the LSTM's anneal (the last 5%) and
+Adam β₂ (0.999) were chosen on 1,000 training names held out as val (experiments/sweeps/names_lstm_tuning.py),
+never on test.
 Sizes are makemore's defaults (n_embd 64, hidden 64, context 16; transformer 4 layers, 4 heads, with
 PyTorch's default initialisation and an untied output layer, as makemore builds it: 204,544 parameters). The
 final record of metrics.jsonl holds `test_loss`: the mean cross-entropy over every character of each
@@ -56,6 +58,8 @@ def get_config(arg: str = 'gpt'):
     m.window, m.n_embd, m.n_hidden, m.direct, m.dropout = 16, 64, 64, False, 0.0
   elif arch in ('rnn', 'gru', 'lstm'):
     m.n_layer, m.n_embd, m.n_hidden, m.dropout = 1, 64, 64, 0.0
+    if arch == 'lstm':                # no makemore setup to copy: chosen on held-out val names
+      o.decay_fraction, o.b2 = 0.05, 0.999   # (experiments/sweeps/names_lstm_tuning.py)
   elif arch == 'gpt':                 # makemore's Transformer: PyTorch's default init, untied output layer
     m.n_layer, m.n_head, m.n_embd, m.block_size = 4, 4, 64, 16
     m.dropout, m.bias, m.weight_init, m.tie_embeddings = 0.0, True, 'pytorch', False

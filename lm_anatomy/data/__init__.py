@@ -14,10 +14,14 @@ from lm_anatomy.data import corpora, text, tokenizers  # noqa: F401  (registers 
 from lm_anatomy.data import names  # noqa: F401  (registers names)
 from lm_anatomy.data import vectors  # noqa: F401  (registers xor, xor_phi, xor_noisy, sst2_bow, digits)
 from lm_anatomy.data import sentences  # noqa: F401  (registers sst2_text, sst2_mlm)
+from lm_anatomy.errors import ConfigError
 from lm_anatomy.registry import CORPORA
 
 
 def build(config, process_index: int = 0, process_count: int = 1):
   """The dataset of `config.data.corpus`, for this process."""
   corpus = CORPORA.get(config.data.corpus, 'data.corpus')
+  if config.data.get('holdout', 0) and not corpus.holdout:
+    raise ConfigError(f'data.holdout is not supported by the {corpus.name} corpus (it has its own splits); '
+                      'set it to 0')
   return corpus.build(corpus, config, process_index, process_count)

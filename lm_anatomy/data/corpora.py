@@ -34,6 +34,7 @@ class Corpus:
   files: dict[str, CorpusFile]
   build: Callable  # build(corpus, config, process_index, process_count) -> dataset
   description: str = ''
+  holdout: bool = False  # build() can hold out data.holdout training examples as a 'val' split
 
 
 def register(corpus: Corpus) -> Corpus:

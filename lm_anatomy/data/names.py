@@ -15,13 +15,16 @@ Split: `names/test_split.txt` holds makemore's own 1,000 test indices (0-based, 
 lines of names.txt; see the data folder's SOURCES.md); every other line is train. Without that file
 the test set is the last min(1000, 10%) entries of a permutation seeded with `SPLIT_SEED` (makemore's
 default seed; the split does not change with `config.seed`). Names repeat in names.txt, so the split
-is by line, not by name.
+is by line, not by name. With `data.holdout` = k > 0, k training names (a permutation seeded with
+(`SPLIT_SEED`, 1), the same for every `config.seed`) become a 'val' split, so that settings can be
+chosen on val without looking at test; training uses the rest.
 
 Batches are pure functions of (seed, step): train batch `step` draws its names uniformly with
 replacement with `np.random.default_rng([seed, step])` (makemore samples with replacement too), or, with
 `data.sampling = 'epochs'`, takes the next names of an epoch's permutation (data/text.py), and
 process p of P keeps rows [p·B/P, (p+1)·B/P). Evaluation covers a split in order, the last batch padded
-with rows of weight 0. The eval splits are ['test'], so metrics.jsonl records `test_loss`.
+with rows of weight 0. The eval splits are ['test'] (['val', 'test'] with a holdout, val first: the
+best checkpoint is chosen on it), so metrics.jsonl records `test_loss` (and `val_loss`).
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ class NamesDataset:
     self.chars_per_token = 1.0
     self.info = {'vocab_size': tokenizer.vocab_size}
     self.train_split = 'train'
-    self.eval_splits = ['test']
+    self.eval_splits = [s for s in ('val', 'test') if s in words]
     self.rows = {split: self._encode(ws) for split, ws in words.items()}
 
   def _encode(self, words: list[str]) -> dict[str, np.ndarray]:
@@ -131,6 +134,17 @@ def test_indices(n_words: int, path=None) -> np.ndarray:
   return index
 
 
+def hold_out(splits: dict[str, list[str]], k: int) -> dict[str, list[str]]:
+  """`splits` with k of its training names (seeded, in their original order) moved to a 'val' split."""
+  train = splits['train']
+  if not 0 < k < len(train):
+    raise ConfigError(f'data.holdout must be in [1, {len(train) - 1}] (there are {len(train)} training names), '
+                      f'got {k}')
+  held = np.zeros(len(train), bool)
+  held[np.random.default_rng([SPLIT_SEED, 1]).permutation(len(train))[:k]] = True
+  return dict(splits, train=[w for w, h in zip(train, held) if not h], val=[w for w, h in zip(train, held) if h])
+
+
 def build_names(corpus: corpora.Corpus, config, process_index: int = 0, process_count: int = 1) -> NamesDataset:
   words = read_words(corpora.locate(corpus.files['names']))
   try:
@@ -142,6 +156,8 @@ def build_names(corpus: corpora.Corpus, config, process_index: int = 0, process_
   is_test = np.zeros(len(words), bool)
   is_test[test] = True
   split_words = {'train': [w for w, t in zip(words, is_test) if not t], 'test': [words[i] for i in test]}
+  if config.data.holdout:
+    split_words = hold_out(split_words, config.data.holdout)
   tok = tokenizers.CharTokenizer.fit(''.join(words), specials=[BOUNDARY])
   if BOUNDARY in tok.chars:
     raise DataError(f'names.txt holds the boundary character {BOUNDARY!r}')
@@ -166,4 +182,5 @@ corpora.register(corpora.Corpus(
             sha256='c34d723aa3c881c67905aceb450094a080e8f773f285bd9f8fb25551496e265e'),
     },
     build=build_names,
-    description="makemore's names.txt: 32,033 US baby names of 2018, one per line (a-z)."))
+    description="makemore's names.txt: 32,033 US baby names of 2018, one per line (a-z).",
+    holdout=True))
