@@ -2,6 +2,7 @@
 
   pip install torch   # CPU build; not a dependency of lm_anatomy
   python experiments/bench/reference_baby_torch.py [--seed=1337] [--steps=2000]
+      [--data_seed=S] [--windows=torch|lm_anatomy]
 
 Runs the same model, optimiser, schedule and data as `experiments/configs/shakespeare_char.py:baby`
 the way nanoGPT's `train.py` does (torch.randint windows, its warmup (s+1)/(W+1) then cosine, AdamW
@@ -9,6 +10,11 @@ with decay on matrices, clipping at 1, float32 on CPU) and prints ms/iter, token
 the whole script and the val loss over the whole val split in non-overlapping blocks, as
 `experiments/bench/train_throughput.py` does for ours. Run the two back to back to compare them on the
 same machine at the same time: a shared VM's speed moves by ±15% from one minute to the next.
+
+To separate the two sources of seed-to-seed spread, `--data_seed=S` keeps the initial weights of `--seed`
+and reseeds only the stream of training windows (by default it continues from the init, as nanoGPT's
+does), and `--windows=lm_anatomy` trains on the windows that our engine draws for seed S (`--data_seed`,
+else `--seed`), batch for batch.
 
 The model (d = 128, 4 layers, 4 heads, block 64, no biases):
   h⁰ = E[x] + P;  h ← h + Attn(LN(h));  h ← h + W_2 GELU(W_1 LN(h));  logits = LN(h) Eᵀ
@@ -90,6 +96,9 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument('--seed', type=int, default=1337)
   ap.add_argument('--steps', type=int, default=2000)
+  ap.add_argument('--data_seed', type=int, default=None, help='reseed the training windows only')
+  ap.add_argument('--windows', choices=['torch', 'lm_anatomy'], default='torch',
+                  help="torch.randint windows (nanoGPT's), or our engine's for the same seed")
   ap.add_argument('--data', default=os.path.join(os.environ.get('LM_ANATOMY_DATA', '../shared/data'),
                                                  'tinyshakespeare', 'input.txt'))
   args = ap.parse_args()
@@ -105,11 +114,22 @@ def main():
   no_decay = [p for p in model.parameters() if p.dim() < 2]
   opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.1}, {'params': no_decay, 'weight_decay': 0.0}],
                           lr=1e-3, betas=(0.9, 0.99))
+  if args.data_seed is not None:
+    torch.manual_seed(args.data_seed)
+  if args.windows == 'lm_anatomy':
+    from lm_anatomy import data as data_lib, sweep
+    config = sweep.experiment_config('shakespeare_char', 'baby')
+    config.seed = args.seed if args.data_seed is None else args.data_seed
+    ours = data_lib.build(config)
+    assert ours.tokenizer.chars == chars and len(ours.splits['train']) == n
   t_train = time.perf_counter()
   for it in range(args.steps):
     for group in opt.param_groups:
       group['lr'] = lr_at(it, args.steps)
-    starts = torch.randint(len(train) - BLOCK, (BATCH,))
+    if args.windows == 'lm_anatomy':
+      starts = torch.from_numpy(ours.train_starts(it, BATCH))
+    else:
+      starts = torch.randint(len(train) - BLOCK, (BATCH,))
     x = torch.stack([train[i:i + BLOCK] for i in starts])
     y = torch.stack([train[i + 1:i + 1 + BLOCK] for i in starts])
     loss = F.cross_entropy(model(x).view(-1, len(chars)), y.view(-1))
@@ -132,7 +152,8 @@ def main():
       total += float((per_token * w).sum())
       count += float(w.sum())
   ms = 1000 * train_sec / args.steps
-  print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, seed {args.seed}')
+  print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, seed {args.seed}, '
+        f'windows: {args.windows}, data seed {args.seed if args.data_seed is None else args.data_seed}')
   print(f'whole run ({args.steps} steps, start-up included): {time.perf_counter() - T0:.1f} s')
   print(f'training: {ms:.2f} ms/iter, {BATCH * BLOCK * 1000 / ms:,.0f} tokens/s')
   print(f'final val loss (whole val split): {total / count:.4f}')
