@@ -34,7 +34,7 @@ def restore(workdir: str | pathlib.Path, step: int | None = None, best: bool = F
   workdir = pathlib.Path(workdir)
   if not (workdir / 'config.json').exists():
     raise CheckpointError(f'{workdir} holds no run (no config.json)')
-  config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+  config = config_lib.from_saved(json.loads((workdir / 'config.json').read_text()))
   info = json.loads((workdir / 'data_info.json').read_text())
   tokenizer = tokenizers.load(workdir / 'tokenizer.json')
   model = models.build(config, info)

@@ -182,6 +182,21 @@ def complete(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
+def from_saved(saved: dict) -> ml_collections.ConfigDict:
+  """A run's config.json as a ConfigDict, with settings added to `base()` since the run at their defaults."""
+  config = ml_collections.ConfigDict(saved)
+
+  def fill(dst, defaults):
+    for key, value in defaults.items():
+      if key not in dst:
+        dst[key] = value
+      elif isinstance(value, ml_collections.ConfigDict) and isinstance(dst[key], ml_collections.ConfigDict):
+        fill(dst[key], value)
+
+  fill(config, base())
+  return config
+
+
 def to_dict(config) -> dict:
   return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
 

@@ -28,11 +28,10 @@ def model_stats(run_dir: str | pathlib.Path) -> dict[str, Any]:
   Parameters are shapes only (jax.eval_shape), so nothing is computed or restored.
   """
   import jax
-  import ml_collections
   from lm_anatomy import config as config_lib
   from lm_anatomy import engine, models, tasks
   run_dir = pathlib.Path(run_dir)
-  config = ml_collections.ConfigDict(json.loads((run_dir / 'config.json').read_text()))
+  config = config_lib.from_saved(json.loads((run_dir / 'config.json').read_text()))
   info = json.loads((run_dir / 'data_info.json').read_text())
   model = models.build(config, info)
   task = tasks.build(config, model, types.SimpleNamespace(info=info, chars_per_token=info.get('chars_per_token', 1.0)))

@@ -55,6 +55,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from flax.traverse_util import flatten_dict
+
 from lm_anatomy import config as config_lib
 from lm_anatomy.errors import ConfigError
 
@@ -203,22 +205,14 @@ def status(run_dir: pathlib.Path) -> str:
   return 'finished' if recs and recs[-1].get('step') == steps else 'partial'
 
 
-def _flat(tree: dict, prefix: str = '') -> dict[str, Any]:
-  """{'a': {'b': 1}} → {'a.b': 1}."""
-  out = {}
-  for k, v in tree.items():
-    out.update(_flat(v, f'{prefix}{k}.') if isinstance(v, dict) else {f'{prefix}{k}': v})
-  return out
-
-
 def changed_settings(run_dir: pathlib.Path, config) -> list[str]:
   """'key: old → new' for every setting where the run in `run_dir` (its config.json) differs from `config`.
   Keys that the run's config.json lacks (settings added since) are not compared."""
   path = pathlib.Path(run_dir) / 'config.json'
   if not path.exists():
     return []
-  old = _flat(json.loads(path.read_text()))
-  new = _flat(json.loads(json.dumps(config_lib.to_dict(config))))  # as the engine writes it
+  old = flatten_dict(json.loads(path.read_text()), sep='.')
+  new = flatten_dict(json.loads(json.dumps(config_lib.to_dict(config))), sep='.')  # as the engine writes it
   return [f'{k}: {old[k]!r} → {new[k]!r}' for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
 
 

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -109,3 +110,13 @@ def test_every_model_field_can_be_overridden():
   schema = config_lib.model_schema(GPT)
   assert set(config.model.keys()) == {'name'} | {k for k, v in schema.items() if k != 'dtype' and v is not None}
   assert config.model.weight_init == 'gpt2' and config.model.n_layer == 4 and config.model.block_size == 64   # defaults, and the file's own values
+
+
+def test_a_saved_config_gains_the_settings_added_since_at_their_defaults():
+  saved = config_lib.to_dict(load_config('names.py', 'lstm'))
+  saved['optimizer']['b2'] = 0.9
+  del saved['data']['holdout'], saved['eval_train']  # a run saved before these settings existed
+  config = config_lib.from_saved(json.loads(json.dumps(saved)))
+  assert config.data.holdout == 0 and config.eval_train == config_lib.base().eval_train
+  assert config.optimizer.b2 == 0.9 and config.model.to_dict() == saved['model']  # saved values kept
+  assert config_lib.to_dict(config_lib.validate(config))['data'] == dict(saved['data'], holdout=0)

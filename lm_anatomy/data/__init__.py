@@ -21,7 +21,7 @@ from lm_anatomy.registry import CORPORA
 def build(config, process_index: int = 0, process_count: int = 1):
   """The dataset of `config.data.corpus`, for this process."""
   corpus = CORPORA.get(config.data.corpus, 'data.corpus')
-  if config.data.get('holdout', 0) and not corpus.holdout:
+  if config.data.holdout and not corpus.holdout:
     raise ConfigError(f'data.holdout is not supported by the {corpus.name} corpus (it has its own splits); '
                       'set it to 0')
   return corpus.build(corpus, config, process_index, process_count)
