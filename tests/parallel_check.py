@@ -26,7 +26,7 @@ def config(mode: str):
   c = load_config('shakespeare_char.py', 'tiny')
   c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.block_size = 2, 2, 32, 16
   c.batch_size, c.eval_batch_size, c.eval_batches = 16, 16, 2
-  c.steps, c.eval_every, c.checkpoint_every, c.steps_per_dispatch = 50, 10, 10, 5
+  c.steps, c.eval_every, c.checkpoint_every, c.steps_per_dispatch = 50, 10, 50, 5
   c.parallel.mode = mode
   return c
 

@@ -130,3 +130,38 @@ def test_tensorboard_writer_leaves_torch_unimported_and_importable(tmp_path):
   assert out.returncode == 0, out.stderr
   assert out.stdout.strip() == '2.0'
   assert list((tmp_path / 'tensorboard').iterdir())
+
+
+def test_cli_compilation_cache_is_reused_with_identical_results(tiny_data, tmp_path):
+  """A rerun in the default folder loads the programs it finds there and compiles (and writes) only the
+  missing one, and trains bitwise alike."""
+  import os
+  cache = tmp_path / 'lm_cache' / 'xla'
+  cmd = lambda w: [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/shakespeare_char.py:tiny',
+                   f'--workdir={tmp_path}/{w}', '--config.steps=10', '--config.eval_every=10', '--noprogress']
+  first = subprocess.run(cmd('a') + [f'--compilation_cache={cache}'], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+  assert first.returncode == 0, first.stderr
+  entries = lambda: {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+  written = entries()
+  chunk = [name for name in written if name.startswith('jit_chunk-')]
+  assert len(chunk) == 1, written
+  (cache / chunk[0]).unlink()  # the train step must be compiled and written again; the rest loaded
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  env['LM_ANATOMY_CACHE'] = str(tmp_path / 'lm_cache')  # the default folder is $LM_ANATOMY_CACHE/xla
+  second = subprocess.run(cmd('b'), capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+  assert second.returncode == 0, second.stderr
+  rerun = entries()
+  assert rerun.keys() == written.keys()
+  assert rerun[chunk[0]] > written[chunk[0]]
+  assert {k: v for k, v in rerun.items() if k != chunk[0]} == {k: v for k, v in written.items() if k != chunk[0]}
+  a, b = lm_anatomy.restore(tmp_path / 'a'), lm_anatomy.restore(tmp_path / 'b')
+  for x, y in zip(_leaves(a.params), _leaves(b.params)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_compilation_cache_off_leaves_jax_config_alone():
+  from lm_anatomy import cli
+  before = jax.config.jax_compilation_cache_dir
+  assert cli.compilation_cache('off') is None
+  assert jax.config.jax_compilation_cache_dir == before

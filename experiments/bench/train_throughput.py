@@ -1,6 +1,7 @@
 """Training throughput of nanoGPT's CPU "baby" setting (shakespeare_char.py:baby, 2000 steps).
 
   python experiments/bench/train_throughput.py [--steps=2000] [--workdir=/tmp/bench_baby]
+      [--compilation_cache=fresh|off|DIR]
 
 Runs the real command line (`python -m lm_anatomy.main`) in a fresh workdir and prints: the wall time
 of the whole run (start-up and compilation included), steady-state tokens/s and ms/step (evaluation
@@ -8,6 +9,10 @@ records after the first), compile time, final val loss over the whole val split,
 FLOP/s (6N + 12·L·H·Q·T per token) over the FLOP/s of a large float32 matmul measured in this run.
 Reference (PyTorch nanoGPT on a 2-core machine like CI's): 35.75 ms/iter, 21.5k tokens/s, about 55%
 CPU MFU, 80 s in all.
+
+By default the run starts with an empty compilation cache (`fresh`: a new temporary folder), so every
+program is compiled, as on a first run. Pass `--compilation_cache=DIR` twice with the same DIR to time a
+rerun that loads its programs from the cache, as a resumed job or a repeated config does.
 """
 import argparse
 import json
@@ -17,6 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -26,10 +32,14 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument('--steps', type=int, default=2000)
   ap.add_argument('--workdir', default='/tmp/lm_anatomy_bench_baby')
+  ap.add_argument('--compilation_cache', default='fresh', help="'fresh' (an empty folder), 'off', or a folder")
   args = ap.parse_args()
   shutil.rmtree(args.workdir, ignore_errors=True)
+  cache = tempfile.mkdtemp(prefix='xla_cache_') if args.compilation_cache == 'fresh' else args.compilation_cache
+  cache_state = 'off' if cache == 'off' else f'{len(list(pathlib.Path(cache).glob("*-cache")))} programs in {cache}'
   cmd = [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/shakespeare_char.py:baby',
-         f'--workdir={args.workdir}', f'--config.steps={args.steps}', '--progress=false']
+         f'--workdir={args.workdir}', f'--config.steps={args.steps}', '--progress=false',
+         f'--compilation_cache={cache}']
   t0 = time.perf_counter()
   subprocess.run(cmd, check=True, cwd=ROOT)
   wall = time.perf_counter() - t0
@@ -46,7 +56,8 @@ def main():
   peak = flops.measured_matmul_flops()
   tokens_per_step = run.config.batch_size * seq_len
   print(f'device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs')
-  print(f'whole run ({args.steps} steps, start-up and compile included): {wall:.1f} s')
+  print(f'whole run ({args.steps} steps, start-up and compile included): {wall:.1f} s '
+        f'(compilation cache at start: {cache_state})')
   print(f'start-up (state creation and compilation, overlapped): {records[-1].get("startup_sec", float("nan")):.1f} s; '
         f'compile: {records[-1].get("compile_sec", float("nan")):.1f} s summed over threads')
   print(f'steady state: {tok_s:,.0f} tokens/s, {1000 * tokens_per_step / tok_s:.2f} ms/step '
