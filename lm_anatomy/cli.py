@@ -23,8 +23,9 @@ def compilation_cache(folder: str | None = None) -> str | None:
   in use, or None when off. Call before the first compilation. Every program is cached, however quick
   its compile: on a 2-core CPU the baby GPT's start-up falls from 6.6 s to 2.0 s on a rerun. The cache
   is keyed on the program, the compiler options, the jax version and the device, so a hit runs the
-  same executable (tests/test_engine.py checks bitwise resume through it). It is not pruned: delete the
-  folder to clear it."""
+  same executable (tests/test_engine.py checks a rerun through it bitwise). JAX skips an entry it cannot
+  read (say, one a killed process left half-written) with a warning and compiles the program. The
+  folder is not pruned: delete it to clear it."""
   import jax
   from lm_anatomy.data import corpora
   if folder is None:
