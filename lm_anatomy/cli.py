@@ -14,8 +14,9 @@ from lm_anatomy.errors import LmAnatomyError
 _COMPILATION_CACHE = flags.DEFINE_string(
     'compilation_cache', None,
     "Folder for XLA's on-disk cache of compiled programs, so that a resumed run, a rerun or the next "
-    "point of a sweep loads them instead of compiling again. Default: $JAX_COMPILATION_CACHE_DIR if set, "
-    "else $LM_ANATOMY_CACHE/xla (~/.cache/lm_anatomy/xla); 'off' turns it off.")
+    "point of a sweep loads them instead of compiling again. Default: $LM_ANATOMY_COMPILATION_CACHE, else "
+    "$JAX_COMPILATION_CACHE_DIR, else $LM_ANATOMY_CACHE/xla (~/.cache/lm_anatomy/xla); 'off' turns it off. "
+    "The choice passes to the processes this one starts (a sweep's runs).")
 
 
 def compilation_cache(folder: str | None = None) -> str | None:
@@ -29,7 +30,9 @@ def compilation_cache(folder: str | None = None) -> str | None:
   import jax
   from lm_anatomy.data import corpora
   if folder is None:
-    folder = os.environ.get('JAX_COMPILATION_CACHE_DIR') or str(corpora.cache_dir() / 'xla')
+    folder = (os.environ.get('LM_ANATOMY_COMPILATION_CACHE') or os.environ.get('JAX_COMPILATION_CACHE_DIR')
+              or str(corpora.cache_dir() / 'xla'))
+  os.environ['LM_ANATOMY_COMPILATION_CACHE'] = folder  # inherited by child processes
   if folder == 'off':
     return None
   jax.config.update('jax_compilation_cache_dir', folder)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -135,7 +136,6 @@ def test_tensorboard_writer_leaves_torch_unimported_and_importable(tmp_path):
 def test_cli_compilation_cache_is_reused_with_identical_results(tiny_data, tmp_path):
   """A rerun in the default folder loads the programs it finds there and compiles (and writes) only the
   missing one, and trains bitwise alike."""
-  import os
   cache = tmp_path / 'lm_cache' / 'xla'
   cmd = lambda w: [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/shakespeare_char.py:tiny',
                    f'--workdir={tmp_path}/{w}', '--config.steps=10', '--config.eval_every=10', '--noprogress']
@@ -147,7 +147,8 @@ def test_cli_compilation_cache_is_reused_with_identical_results(tiny_data, tmp_p
   chunk = [name for name in written if name.startswith('jit_chunk-')]
   assert len(chunk) == 1, written
   (cache / chunk[0]).unlink()  # the train step must be compiled and written again; the rest loaded
-  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  chosen = ('JAX_COMPILATION_CACHE_DIR', 'LM_ANATOMY_COMPILATION_CACHE')
+  env = {k: v for k, v in os.environ.items() if k not in chosen}
   env['LM_ANATOMY_CACHE'] = str(tmp_path / 'lm_cache')  # the default folder is $LM_ANATOMY_CACHE/xla
   second = subprocess.run(cmd('b'), capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
   assert second.returncode == 0, second.stderr
@@ -160,8 +161,11 @@ def test_cli_compilation_cache_is_reused_with_identical_results(tiny_data, tmp_p
     np.testing.assert_array_equal(x, y)
 
 
-def test_compilation_cache_off_leaves_jax_config_alone():
+def test_compilation_cache_off_leaves_jax_config_alone_and_passes_to_child_processes(monkeypatch):
   from lm_anatomy import cli
+  monkeypatch.delenv('LM_ANATOMY_COMPILATION_CACHE', raising=False)
   before = jax.config.jax_compilation_cache_dir
   assert cli.compilation_cache('off') is None
   assert jax.config.jax_compilation_cache_dir == before
+  assert os.environ['LM_ANATOMY_COMPILATION_CACHE'] == 'off'
+  assert cli.compilation_cache() is None  # what a sweep's run, started with this environment, chooses
