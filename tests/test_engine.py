@@ -72,7 +72,7 @@ def test_grad_accumulation_matches_large_batch(tiny_config):
   tx, schedule = optim.build(tiny_config.optimizer, tiny_config.steps)
   strategy = parallel.build(tiny_config.parallel)
   batch = jax.tree.map(jax.numpy.asarray, ds.train_batch(0, 8))
-  state = engine.create_state(task, tx, jax.random.key(0), batch)
+  state = jax.jit(lambda key: engine.create_state(task, tx, key, batch))(jax.random.key(0))
   outs = []
   for k in (1, 4):
     step = jax.jit(engine.make_train_step(task, tx, schedule, strategy, grad_accum=k))
