@@ -82,6 +82,7 @@ def base() -> ml_collections.ConfigDict:
   c.optimizer.min_lr = 1e-4         # floor of the decay
   c.optimizer.schedule = 'cosine'
   c.optimizer.warmup_steps = 100
+  c.optimizer.warmup_offset = 0     # warmup η·(s+o)/(W+o): 0 starts at lr 0 (optax); 1 is nanoGPT's (s+1)/(W+1)
   c.optimizer.decay_steps = 0       # 0 = steps
   c.optimizer.decay_fraction = 0.2  # 'wsd': the last fraction of the steps after warmup, annealed to min_lr
   c.optimizer.b1 = 0.9
@@ -244,8 +245,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise ConfigError(f'data.train_fraction must be in (0, 1), got {config.data.train_fraction}')
   if config.optimizer.lr <= 0:
     raise ConfigError(f'optimizer.lr must be > 0, got {config.optimizer.lr}')
-  if config.optimizer.warmup_steps < 0 or config.optimizer.min_lr < 0:
-    raise ConfigError('optimizer.warmup_steps and optimizer.min_lr must be >= 0')
+  if config.optimizer.warmup_steps < 0 or config.optimizer.min_lr < 0 or config.optimizer.warmup_offset < 0:
+    raise ConfigError('optimizer.warmup_steps, optimizer.warmup_offset and optimizer.min_lr must be >= 0')
   if config.data.group_by_length < 0:
     raise ConfigError(f'data.group_by_length must be >= 0, got {config.data.group_by_length}')
   if config.data.holdout < 0:

@@ -1,7 +1,8 @@
 """Optax optimisers and learning-rate schedules from `config.optimizer`.
 
 Schedules (s = step, η = lr, η_min = min_lr, W = warmup_steps, S = decay_steps or steps):
-  warmup        η_s = η · s / W                                  for s < W
+  warmup        η_s = η · (s + o) / (W + o)                      for s < W; o = warmup_offset
+                (o = 0: the first step runs at lr 0, as optax's; o = 1: nanoGPT's η·(s+1)/(W+1))
   cosine        η_s = η_min + ½(η − η_min)(1 + cos(π (s−W)/(S−W)))
   linear        η_s = η + (η_min − η)(s−W)/(S−W)
   wsd           η_s = η until D = S − ⌊f·(S−W)⌋, then η + (η_min − η)(s−D)/(S−D)    f = decay_fraction
@@ -19,17 +20,18 @@ import optax
 def schedule(opt, steps: int) -> optax.Schedule:
   decay_steps = opt.decay_steps or steps
   warmup = min(opt.warmup_steps, decay_steps)
+  start = opt.lr * opt.warmup_offset / (warmup + opt.warmup_offset) if warmup else 0.0
   if opt.schedule == 'cosine':
-    return optax.warmup_cosine_decay_schedule(0.0, opt.lr, warmup, max(decay_steps, warmup + 1), opt.min_lr)
+    return optax.warmup_cosine_decay_schedule(start, opt.lr, warmup, max(decay_steps, warmup + 1), opt.min_lr)
   if opt.schedule == 'linear':
-    return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup),
+    return optax.join_schedules([optax.linear_schedule(start, opt.lr, warmup),
                                  optax.linear_schedule(opt.lr, opt.min_lr, max(decay_steps - warmup, 1))], [warmup])
   if opt.schedule == 'wsd':
     decay = max(int(opt.decay_fraction * (decay_steps - warmup)), 1)
     stable = decay_steps - warmup - decay
-    return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup), optax.constant_schedule(opt.lr),
+    return optax.join_schedules([optax.linear_schedule(start, opt.lr, warmup), optax.constant_schedule(opt.lr),
                                  optax.linear_schedule(opt.lr, opt.min_lr, decay)], [warmup, warmup + stable])
-  return optax.join_schedules([optax.linear_schedule(0.0, opt.lr, warmup), optax.constant_schedule(opt.lr)],
+  return optax.join_schedules([optax.linear_schedule(start, opt.lr, warmup), optax.constant_schedule(opt.lr)],
                               [warmup])
 
 

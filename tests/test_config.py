@@ -27,6 +27,7 @@ def test_all_configs_validate():
     (lambda c: c.model.__setattr__('n_embed', 5), "unknown config key 'model.n_embed'"),
     (lambda c: c.__setattr__('batch_size', 0), "'batch_size' must be > 0"),
     (lambda c: c.__setattr__('dtype', 'float8'), "dtype='float8'"),
+    (lambda c: c.optimizer.__setattr__('warmup_offset', -1), 'optimizer.warmup_offset'),
     (lambda c: c.__setattr__('eval_every', 7), 'eval_every (7) must be a multiple of steps_per_dispatch'),
 ])
 def test_bad_config_names_the_key(change, message):

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -110,11 +111,30 @@ def test_restore_and_sample_cli(tiny_config, tmp_path, tiny_data):
 def test_wsd_schedule_holds_then_anneals(tiny_config):
   opt = tiny_config.optimizer
   opt.schedule, opt.lr, opt.min_lr, opt.warmup_steps, opt.decay_fraction = 'wsd', 1e-3, 0.0, 10, 0.25
+  opt.warmup_offset = 0          # η·s/W: the first step at lr 0
   _, lr = optim.build(opt, 90)   # 80 steps after warmup: 60 stable, 20 annealed
   values = np.array([float(lr(s)) for s in range(91)])
   np.testing.assert_allclose(values[:11], np.linspace(0, 1e-3, 11), rtol=1e-6, atol=1e-12)
   np.testing.assert_allclose(values[10:71], 1e-3, rtol=1e-6)
   np.testing.assert_allclose(values[70:], np.linspace(1e-3, 0.0, 21), rtol=1e-5, atol=1e-9)
+
+
+def test_warmup_offset_one_is_nanogpts_schedule(tiny_config):
+  """warmup_offset=1 gives nanoGPT's get_lr: η(s+1)/(W+1) in warmup, then cosine to min_lr."""
+  opt = tiny_config.optimizer
+  opt.schedule, opt.lr, opt.min_lr, opt.warmup_steps, opt.warmup_offset = 'cosine', 1e-3, 1e-4, 100, 1
+  _, lr = optim.build(opt, 2000)
+
+  def nanogpt_lr(it, warmup=100, steps=2000):
+    if it < warmup:
+      return 1e-3 * (it + 1) / (warmup + 1)
+    return 1e-4 + 0.5 * (1.0 + math.cos(math.pi * (it - warmup) / (steps - warmup))) * (1e-3 - 1e-4)
+
+  steps = np.arange(2001)
+  np.testing.assert_allclose(np.array(jax.vmap(lr)(steps)), [nanogpt_lr(s) for s in steps], rtol=1e-5)
+  opt.warmup_offset = 0
+  _, lr0 = optim.build(opt, 2000)
+  assert float(lr0(0)) == 0.0 and float(lr0(100)) == pytest.approx(1e-3, rel=1e-6)
 
 
 def test_tensorboard_writer_leaves_torch_unimported_and_importable(tmp_path):

@@ -29,6 +29,7 @@ def get_config(arg: str = ''):
   config.checkpoint_every = 1000
   o = config.optimizer
   o.name, o.lr, o.min_lr, o.warmup_steps = 'adamw', 1e-3, 1e-4, 100
+  o.warmup_offset = 1               # nanoGPT's get_lr: η·(s+1)/(W+1) for s < W
   o.b1, o.b2, o.weight_decay, o.grad_clip = 0.9, 0.99, 0.1, 1.0
   if arg == 'baby':
     m.n_layer, m.n_head, m.n_embd, m.block_size, m.dropout = 4, 4, 128, 64, 0.0
