@@ -22,10 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def _manager(path: pathlib.Path, keep: int, best: bool = False) -> ocp.CheckpointManager:
+  # Orbax names its cross-process barriers after the step; the prefix keeps the latest and the best
+  # manager, which may both save the same step at once, from meeting at the same barrier.
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, cleanup_tmp_directories=True,
       best_fn=(lambda m: m['val_loss']) if best else None, best_mode='min',
-      keep_checkpoints_without_metrics=not best)
+      keep_checkpoints_without_metrics=not best,
+      multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=path.name))
   return ocp.CheckpointManager(path.absolute(), options=options)
 
 
