@@ -339,7 +339,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   if config.report_mfu and hasattr(model, 'flops_per_token'):
     from lm_anatomy import flops
     flops_per_token = model.flops_per_token(config_lib.seq_len(config), abstract.params)
-    peak_flops = flops.device_peak_flops()[0] * strategy.num_devices
+    peak_flops = flops.peak_flops(strategy.num_devices, strategy.process_count)
   writer = MetricWriter(workdir, lead, start)
 
   def run_eval(step: int, final: bool) -> dict:

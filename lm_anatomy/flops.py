@@ -46,5 +46,17 @@ def device_peak_flops(device=None) -> tuple[float, str]:
   return float('nan'), f'unknown device kind {kind!r}'
 
 
+def peak_flops(num_devices: int, num_processes: int = 1, device=None) -> float:
+  """Peak FLOP/s of a run on `num_devices` devices spread over `num_processes` processes.
+
+  An accelerator's datasheet figure counts once per device. On CPU the measured figure is already the
+  whole host's (one matmul uses every core), and a host's CPU devices (e.g. from
+  `--xla_force_host_platform_device_count`) share those cores, so it counts once per process.
+  """
+  device = device or jax.devices()[0]
+  per_device, _ = device_peak_flops(device)
+  return per_device * (num_processes if device.platform == 'cpu' else num_devices)
+
+
 def mfu(flops_per_token: float, tokens_per_sec: float, peak_flops: float) -> float:
   return flops_per_token * tokens_per_sec / peak_flops
