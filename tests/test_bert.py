@@ -188,6 +188,20 @@ def test_masked_batches_are_pure_and_eval_is_fixed(tokenizer):
   assert sum(float(b['weights'].sum(1).astype(bool).sum()) for b in first) == 50  # each sentence once
 
 
+def test_unigram_baseline_scores_the_evaluations_masks_on_every_process(tokenizer):
+  ds = mlm_dataset(tokenizer)
+  base = ds.unigram_baseline('val', 16)
+  top = tokenizer.encode_batch([base['unigram_token']])[0][0]
+  hits = weight = 0.0
+  for b in ds.eval_batches('val', 16):   # the masks the engine's evaluation scores
+    hits += float(np.sum(b['weights'] * (b['masked_targets'] == top)))
+    weight += float(np.sum(b['weights']))
+  assert weight > 0 and base['unigram_accuracy'] == pytest.approx(hits / weight, rel=1e-12)
+  for p in range(2):   # each process holds half the rows, and reports the whole split's figure
+    other = MaskedLMSentences(ds.splits, tokenizer, 24, 0, process_index=p, process_count=2)
+    assert other.unigram_baseline('val', 16) == base
+
+
 def test_next_sentence_pairs(tokenizer):
   ds = mlm_dataset(tokenizer, next_sentence=True, seq_len=40)
   cls, sep = tokenizer.special_id('cls'), tokenizer.special_id('sep')

@@ -9,6 +9,7 @@ import pytest
 
 from lm_anatomy import data
 from lm_anatomy.data import corpora, tokenizers
+from lm_anatomy.data.text import StreamLM
 from lm_anatomy.errors import ConfigError, DataError
 from conftest import TINY_TEXT
 
@@ -37,6 +38,37 @@ def test_byte_tokenizer_handles_any_text():
   assert tok.decode(tok.encode('héllo ✓')) == 'héllo ✓'
 
 
+def test_decode_rejects_ids_outside_the_vocabulary():
+  for tok, n in ((tokenizers.CharTokenizer.fit('abc\n '), 5), (tokenizers.ByteTokenizer(), 256),
+                 (tokenizers.WordTokenizer.fit('to be or not'), 5)):
+    assert len(tok.decode([n - 1])) >= 1
+    for bad in (-1, n):
+      with pytest.raises(DataError, match=f'token id {bad} is outside the vocabulary'):
+        tok.decode([0, bad])
+
+
+def test_windows_reach_the_last_train_token():
+  tok = tokenizers.CharTokenizer.fit('abcdefghij')
+  ds = StreamLM({'train': np.arange(8), 'val': np.arange(10)}, tok, 4, 0)
+  starts = np.concatenate([ds.train_starts(s, 64) for s in range(50)])
+  assert set(starts.tolist()) == {0, 1, 2, 3}   # nanoGPT's randint(len − T): the last start is len − T − 1
+  assert ds.train_batch(0, 64)['targets'].max() == 7
+  one = StreamLM({'train': np.arange(5), 'val': np.arange(5)}, tok, 4, 0)  # exactly one window
+  np.testing.assert_array_equal(one.train_batch(3, 2)['inputs'], [[0, 1, 2, 3]] * 2)
+  with pytest.raises(ConfigError, match=r'larger than the train split \(4 tokens; a window needs 5\)'):
+    StreamLM({'train': np.arange(4), 'val': np.arange(5)}, tok, 4, 0)
+
+
+def test_epoch_sampling_needs_a_window_at_every_offset():
+  tok = tokenizers.CharTokenizer.fit('abcdefghij')
+  with pytest.raises(ConfigError, match="sampling='epochs' needs a train split of at least 2·seq_len = 8"):
+    StreamLM({'train': np.arange(7), 'val': np.arange(10)}, tok, 4, 0, sampling='epochs')
+  ds = StreamLM({'train': np.arange(8), 'val': np.arange(10)}, tok, 4, 0, sampling='epochs')
+  starts = np.concatenate([ds.train_starts(s, 3) for s in range(20)])
+  assert set(starts.tolist()) <= {0, 1, 2, 3} and len(set(starts.tolist())) > 1   # one window an epoch
+  assert ds.train_batch(7, 3)['targets'].max() <= 7
+
+
 def test_nanogpt_split_and_pure_batches(tiny_config):
   ds = data.build(tiny_config)
   n = len(TINY_TEXT)
@@ -55,7 +87,7 @@ def test_epoch_sampling_trains_on_every_token_once_an_epoch(tiny_config):
   tiny_config.data.sampling = 'epochs'
   ds = data.build(tiny_config)
   T, train = 16, ds.splits['train']
-  n = (len(train) - T - 1) // T                      # windows per epoch
+  n = (len(train) - T) // T                          # windows per epoch: n·T + T ≤ len(train)
   assert n >= 8
   B = 4
   steps = -(-3 * n // B)                             # three epochs, the last batch spilling over

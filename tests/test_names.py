@@ -102,6 +102,9 @@ def test_without_the_split_file_a_seeded_permutation(names_data):
   config.seed = 99  # the split does not follow the training seed
   assert data.build(config).words == ds.words
   np.testing.assert_array_equal(names_lib.test_indices(40), names_lib.test_indices(40))
+  assert len(names_lib.test_indices(5)) == 1   # 10% of 5 rounds to 0: still one test name
+  with pytest.raises(DataError, match='at least 2'):
+    names_lib.test_indices(1)
 
 
 def test_holdout_moves_training_names_to_a_val_split(names_data):

@@ -13,7 +13,7 @@ plus its end token. Padding scores nothing, and no model can see it from a score
 
 Split: `names/test_split.txt` holds makemore's own 1,000 test indices (0-based, into the non-empty
 lines of names.txt; see the data folder's SOURCES.md); every other line is train. Without that file
-the test set is the last min(1000, 10%) entries of a permutation seeded with `SPLIT_SEED` (makemore's
+the test set is the last min(1000, 10%) entries (at least one) of a permutation seeded with `SPLIT_SEED` (makemore's
 default seed; the split does not change with `config.seed`). Names repeat in names.txt, so the split
 is by line, not by name. With `data.holdout` = k > 0, k training names (a permutation seeded with
 (`SPLIT_SEED`, 1), the same for every `config.seed`) become a 'val' split, so that settings can be
@@ -122,7 +122,9 @@ def read_words(path) -> list[str]:
 def test_indices(n_words: int, path=None) -> np.ndarray:
   """makemore's test lines from `path` (test_split.txt), or, with no path, the seeded fallback."""
   if path is None:
-    size = min(1000, int(n_words * 0.1))
+    if n_words < 2:
+      raise DataError(f'names.txt holds {n_words} name; the split needs at least 2 (one to train, one to test)')
+    size = max(1, min(1000, int(n_words * 0.1)))
     return np.sort(np.random.default_rng(SPLIT_SEED).permutation(n_words)[n_words - size:])
   try:
     index = np.array([int(line) for line in corpora.read_text(path).split()], np.int64)

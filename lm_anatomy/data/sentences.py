@@ -277,9 +277,15 @@ class MaskedLMSentences:
     return self.train_batch(0, batch_size)
 
   def eval_batches(self, split: str, batch_size: int, max_batches: int = 0) -> Iterator[dict[str, np.ndarray]]:
-    """Each sentence of `split` once (or an evenly spaced subset), with fixed pairs and masks."""
-    chosen = _eval_order(len(self.splits[split]), batch_size, max_batches)
+    """This process's rows of `_global_eval_batches`."""
     rows = rows_of_process(batch_size, self.process_index, self.process_count)
+    for batch in self._global_eval_batches(split, batch_size, max_batches):
+      yield {k: v[rows] for k, v in batch.items()}
+
+  def _global_eval_batches(self, split: str, batch_size: int, max_batches: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    """Each sentence of `split` once (or an evenly spaced subset), with fixed pairs and masks: every
+    process's rows."""
+    chosen = _eval_order(len(self.splits[split]), batch_size, max_batches)
     for b in range(0, len(chosen), batch_size):
       idx = chosen[b:b + batch_size]
       n = len(idx)
@@ -287,9 +293,9 @@ class MaskedLMSentences:
       rng = np.random.default_rng([self.seed, zlib.crc32(split.encode()), b])
       batch = self._examples(rng, split, idx)
       batch['weights'] = batch['weights'] * (np.arange(batch_size) < n)[:, None]
-      yield {k: v[rows] for k, v in batch.items()}
+      yield batch
 
-  def unigram_baseline(self, split: str, batch_size: int = 256) -> dict[str, float]:
+  def unigram_baseline(self, split: str, batch_size: int) -> dict[str, float]:
     """Masked-token accuracy and loss on `split` of the model that ignores the context: always the most
     frequent training token, and cross-entropy under add-one-smoothed training frequencies."""
     counts = np.bincount(np.concatenate(self.splits[self.train_split]), minlength=self.tokenizer.vocab_size)
@@ -297,7 +303,7 @@ class MaskedLMSentences:
     log_q = np.log((counts + 1.0) / (counts.sum() + len(counts)))
     top = int(np.argmax(counts))
     hits = loss = weight = 0.0
-    for batch in self.eval_batches(split, batch_size):
+    for batch in self._global_eval_batches(split, batch_size):  # the whole split, on every process
       w, y = batch['weights'], batch['masked_targets']
       hits += float(np.sum(w * (y == top)))
       loss += float(np.sum(w * -log_q[y]))
@@ -358,7 +364,9 @@ def build_sst2_mlm(corpus, config, process_index: int = 0, process_count: int = 
   ds = MaskedLMSentences({'train': tokenizer.encode_batch(train), 'val': tokenizer.encode_batch(val)}, tokenizer,
                          _seq_len(config), config.seed, config.data.mask_prob, config.data.next_sentence,
                          process_index, process_count, _pad_to_multiple(config))
-  ds.info.update({f'val_{k}': v for k, v in ds.unigram_baseline('val').items()})
+  # At the engine's eval batch size, the baseline scores the very masks the evaluation draws.
+  baseline = ds.unigram_baseline('val', config.eval_batch_size or config.batch_size)
+  ds.info.update({f'val_{k}': v for k, v in baseline.items()})
   return ds
 
 

@@ -81,9 +81,12 @@ class StreamLM:
     if seq_len <= 0:
       raise ConfigError('the sequence length (model.block_size or data.seq_len) must be > 0')
     for name, ids in splits.items():
-      if len(ids) <= seq_len + 1:
+      if len(ids) < seq_len + 1:  # one window: seq_len inputs and the token after them
         raise ConfigError(f'model.block_size / data.seq_len ({seq_len}) is larger than the {name} split '
-                          f'({len(ids)} tokens)')
+                          f'({len(ids)} tokens; a window needs {seq_len + 1})')
+    if sampling == 'epochs' and len(splits['train']) < 2 * seq_len:
+      raise ConfigError(f"data.sampling='epochs' needs a train split of at least 2·seq_len = {2 * seq_len} "
+                        f"tokens (one window at any offset in [0, seq_len)); it has {len(splits['train'])}")
     self.splits = splits
     self.tokenizer = tokenizer
     self.seq_len = seq_len
@@ -94,8 +97,9 @@ class StreamLM:
     self.info = {'vocab_size': tokenizer.vocab_size}
     self.train_split = 'train'
     self.eval_splits = [s for s in splits if s != 'train']
-    # 'epochs': window k of epoch e starts at offset_e + k·T, k < n, with n·T + T < len(train).
-    n_windows = (len(splits[self.train_split]) - seq_len - 1) // seq_len
+    # 'epochs': window k of epoch e starts at offset_e + k·T, k < n, and ends (inclusive) at
+    # offset_e + k·T + T ≤ (T − 1) + n·T, which stays inside the split when n·T + T ≤ len(train).
+    n_windows = (len(splits[self.train_split]) - seq_len) // seq_len
     self.epoch_order = EpochOrder(seed, n_windows) if sampling == 'epochs' else None
 
   def tokens_per_example(self) -> int:
@@ -114,7 +118,8 @@ class StreamLM:
       offset = {e: np.random.default_rng([self.seed, e, 1]).integers(self.seq_len) for e in np.unique(epochs)}
       return np.array([offset[e] for e in epochs]) + self.epoch_order.indices(step, batch_size) * self.seq_len
     rng = np.random.default_rng([self.seed, step])
-    return rng.integers(0, len(self.splits[self.train_split]) - self.seq_len - 1, size=batch_size)
+    # Starts 0 … len − T − 1 (nanoGPT's randint(len − T)): the last window ends at the split's last token.
+    return rng.integers(0, len(self.splits[self.train_split]) - self.seq_len, size=batch_size)
 
   def train_batch(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
     """This process's rows of global batch `step`."""

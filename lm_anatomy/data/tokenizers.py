@@ -11,6 +11,19 @@ from lm_anatomy.data import hf_tokenizers
 from lm_anatomy.errors import ConfigError, DataError
 
 
+def _check_ids(ids, vocab_size: int) -> list[int]:
+  """ids as Python ints; an id outside [0, vocab_size) raises DataError naming it."""
+  ids = [int(i) for i in ids]
+  bad = [i for i in ids if not 0 <= i < vocab_size]
+  if bad:
+    raise DataError(f'token id {bad[0]} is outside the vocabulary (ids 0 … {vocab_size - 1})')
+  return ids
+
+
+def _lookup(itos: Sequence[str], ids) -> list[str]:
+  return [itos[i] for i in _check_ids(ids, len(itos))]
+
+
 class CharTokenizer:
   """One id per character: the sorted characters of the training text, after any special tokens."""
   kind = 'char'
@@ -49,7 +62,7 @@ class CharTokenizer:
                       f'({self.vocab_size} symbols: {"".join(self.chars)!r})') from None
 
   def decode(self, ids) -> str:
-    return ''.join(self.itos[int(i)] for i in ids)
+    return ''.join(_lookup(self.itos, ids))
 
   def to_json(self) -> dict:
     return {'type': self.kind, 'chars': self.chars, 'specials': self.specials}
@@ -68,7 +81,7 @@ class ByteTokenizer:
     return np.frombuffer(text.encode('utf-8'), np.uint8).astype(np.int32)
 
   def decode(self, ids) -> str:
-    return bytes(int(i) for i in ids).decode('utf-8', errors='replace')
+    return bytes(_check_ids(ids, 256)).decode('utf-8', errors='replace')
 
   def to_json(self) -> dict:
     return {'type': self.kind}
@@ -99,7 +112,7 @@ class WordTokenizer:
     return np.array([self.stoi.get(w, 0) for w in text.split()], np.int32)
 
   def decode(self, ids) -> str:
-    return ' '.join(self.itos[int(i)] for i in ids)
+    return ' '.join(_lookup(self.itos, ids))
 
   def to_json(self) -> dict:
     return {'type': self.kind, 'words': self.itos[1:]}
