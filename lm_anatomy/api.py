@@ -34,6 +34,8 @@ def restore(workdir: str | pathlib.Path, step: int | None = None, best: bool = F
   workdir = pathlib.Path(workdir)
   if not (workdir / 'config.json').exists():
     raise CheckpointError(f'{workdir} holds no run (no config.json)')
+  if not ckpt_lib.has_checkpoint(workdir, best):
+    raise CheckpointError(f'{workdir} has no {"best " if best else ""}checkpoint yet')
   config = config_lib.from_saved(json.loads((workdir / 'config.json').read_text()))
   info = json.loads((workdir / 'data_info.json').read_text())
   tokenizer = tokenizers.load(workdir / 'tokenizer.json')

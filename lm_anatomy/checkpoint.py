@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from lm_anatomy.errors import CheckpointError
 
@@ -30,6 +31,12 @@ def _manager(path: pathlib.Path, keep: int, best: bool = False) -> ocp.Checkpoin
       keep_checkpoints_without_metrics=not best,
       multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=path.name))
   return ocp.CheckpointManager(path.absolute(), options=options)
+
+
+def has_checkpoint(workdir: str | pathlib.Path, best: bool = False) -> bool:
+  """Whether `workdir` holds a checkpoint (a step folder), read from the folder names without starting Orbax."""
+  folder = pathlib.Path(workdir) / ('best' if best else 'checkpoints')
+  return folder.is_dir() and any(p.name.isdigit() and p.is_dir() for p in folder.iterdir())
 
 
 def abstract_like(tree, shardings=None):
@@ -88,6 +95,11 @@ class Checkpointer:
         raise CheckpointError(f'no checkpoint at step {step}; available: {sorted(steps)}')
       steps = [step]
     for s in steps:
+      mismatched = _shape_mismatches(pathlib.Path(mngr.directory) / str(s) / 'state', abstract_state)
+      if mismatched:  # found before any array is read, so Orbax leaves no reads half done
+        raise CheckpointError(f'checkpoint at step {s} does not fit this model: {"; ".join(mismatched[:3])}'
+                              f'{f" (and {len(mismatched) - 3} more)" if len(mismatched) > 3 else ""}. '
+                              'Was the model or data config changed since it was saved?')
       try:
         out = mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                                                       meta=ocp.args.JsonRestore()))
@@ -122,6 +134,33 @@ class Checkpointer:
     self.wait()
     self.latest.close()
     self.best.close()
+
+
+def _path_names(path) -> tuple[str, ...]:
+  """A pytree path as plain names: dict keys, attribute names (Orbax saves NamedTuples as dicts), indices."""
+  return tuple(str(getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k)))) for k in path)
+
+
+def _shape_mismatches(item_dir: pathlib.Path, abstract_state) -> list[str]:
+  """'path: checkpoint (a, b), model (c, d)' for each array the saved item and `abstract_state` both hold
+  with different shapes, read from the checkpoint's metadata. Empty if the metadata cannot be read (a
+  damaged checkpoint: the restore reports it) or the shapes agree."""
+  try:
+    handler = ocp.StandardCheckpointHandler()
+    try:
+      saved = handler.metadata(epath.Path(item_dir))
+    finally:
+      handler.close()
+  except Exception:  # noqa: BLE001  (missing or damaged metadata: left to the restore)
+    return []
+  shapes = {_path_names(p): tuple(m.shape) for p, m in jax.tree_util.tree_leaves_with_path(saved)
+            if getattr(m, 'shape', None) is not None}
+  out = []
+  for p, leaf in jax.tree_util.tree_leaves_with_path(abstract_state):
+    names = _path_names(p)
+    if names in shapes and shapes[names] != tuple(leaf.shape):
+      out.append(f'{"/".join(names)}: checkpoint {shapes[names]}, model {tuple(leaf.shape)}')
+  return out
 
 
 def _short(e: Exception) -> str:

@@ -267,6 +267,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         f'batch_size ({config.batch_size}) must be divisible by grad_accum_steps ({config.grad_accum_steps})')
   if config.task.label_smoothing < 0 or config.task.label_smoothing >= 1:
     raise ConfigError(f'task.label_smoothing must be in [0, 1), got {config.task.label_smoothing}')
+  block = config.model.get('block_size', 0)
+  if block and config.data.seq_len > block:
+    raise ConfigError(f'data.seq_len ({config.data.seq_len}) exceeds model.block_size ({block}), the '
+                      'positions the model has; lower data.seq_len or raise model.block_size')
   check = getattr(model_cls, 'check_config', None)
   if check is not None:
     check(config.model)

@@ -240,18 +240,23 @@ def batch_from_spec(spec: dict) -> dict:
   return {k: np.zeros(shape, dtype) for k, (shape, dtype) in spec.items()}
 
 
-def _check_resume_config(workdir: pathlib.Path, config) -> None:
+def _check_resume(workdir: pathlib.Path, config, tokenizer) -> None:
+  """Raises CheckpointError if `workdir` holds a run with another model or another tokenizer (whose ids
+  would mean other symbols), before anything in it is overwritten."""
   path = workdir / 'config.json'
-  if not path.exists():
-    return
-  old = json.loads(path.read_text())
-  new = config_lib.to_dict(config)
-  changed = [f'model.{k}: {old.get("model", {}).get(k)!r} → {new["model"].get(k)!r}'
-             for k in sorted(set(old.get('model', {})) | set(new['model']))
-             if old.get('model', {}).get(k) != new['model'].get(k)]
-  if changed:
-    raise CheckpointError(f'{workdir} holds a run with a different model ({"; ".join(changed)}); '
-                          'use a new --workdir or the original model config')
+  if path.exists():
+    old = json.loads(path.read_text())
+    new = config_lib.to_dict(config)
+    changed = [f'model.{k}: {old.get("model", {}).get(k)!r} → {new["model"].get(k)!r}'
+               for k in sorted(set(old.get('model', {})) | set(new['model']))
+               if old.get('model', {}).get(k) != new['model'].get(k)]
+    if changed:
+      raise CheckpointError(f'{workdir} holds a run with a different model ({"; ".join(changed)}); '
+                            'use a new --workdir or the original model config')
+  path = workdir / 'tokenizer.json'
+  if path.exists() and json.loads(path.read_text()) != json.loads(json.dumps(tokenizer.to_json())):
+    raise CheckpointError(f'{workdir} holds a run with a different tokenizer (see its tokenizer.json; the '
+                          'data section changed); use a new --workdir or the original data config')
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_after: int | None = None,
@@ -277,14 +282,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
       log.info('stop_after=%d rounded up to %d, a multiple of steps_per_dispatch', stop_after, end)
 
   example = {k: v[:1] for k, v in dataset.example_batch(config.batch_size // strategy.process_count).items()}
-  if lead:
-    workdir.mkdir(parents=True, exist_ok=True)
-    _check_resume_config(workdir, config)
-    (workdir / 'config.json').write_text(json.dumps(config_lib.to_dict(config), indent=2))
-    tokenizers.save(dataset.tokenizer, workdir / 'tokenizer.json')
-    info = dict(dataset.info, chars_per_token=getattr(dataset, 'chars_per_token', 1.0),
-                example=example_spec(example))
-    (workdir / 'data_info.json').write_text(json.dumps(info, indent=2))
+  _check_resume(workdir, config, dataset.tokenizer)
 
   base_rng = jax.random.key(config.seed)
   init_rng, dropout_rng = jax.random.fold_in(base_rng, 0), jax.random.fold_in(base_rng, 1)
@@ -292,73 +290,81 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   abstract = jax.eval_shape(init_fn, init_rng)
   state_sharding = strategy.state_sharding(abstract)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.keep_checkpoints)
-  train_chunk = Programs(strategy.compile_train(
-      make_train_chunk(make_train_step(task, tx, schedule, strategy, config.grad_accum_steps)), state_sharding))
-  eval_fn = Programs(strategy.compile_eval(make_eval_step(task), state_sharding.params))
-  eval_bs = config.eval_batch_size or config.batch_size
-  primary = dataset.eval_splits[0] if dataset.eval_splits else None
-
-  def chunk_batches(s: int) -> tuple[int, dict]:
-    n = min(k - s % k, end - s)
-    per_step = [dataset.train_batch(t, config.batch_size) for t in range(s, s + n)]
-    return n, {key: np.stack([b[key] for b in per_step]) for key in per_step[0]}
-
-  t0 = time.perf_counter()
-  restored = checkpointer.restore(strategy.checkpoint_target(abstract), quarantine=True)
-  start = 0 if restored is None else int(jax.device_get(strategy.checkpoint_view(restored[0]).step))
-  pending = chunk_batches(start) if start < end else None
-  # XLA compiles on one core: compile the first train chunk and the eval step in the background, from
-  # shapes alone, while this thread creates (or places) the state.
-  shaped = ckpt_lib.abstract_like(abstract, state_sharding)
-  with futures.ThreadPoolExecutor(2) as pool:
-    background = []
-    if pending is not None:
-      background.append(pool.submit(train_chunk.get, shaped, strategy.put_batch(pending[1], 1), dropout_rng))
-    if primary is not None:
-      first_eval = next(iter(dataset.eval_batches(primary, eval_bs, 1)), None)
-      if first_eval is not None:
-        background.append(pool.submit(eval_fn.get, shaped.params, strategy.put_batch(first_eval)))
-    if restored is None:
-      state, _ = strategy.init_state(init_fn, init_rng, abstract)
-      if config.init_from:  # fine-tuning: pretrained weights replace the fresh ones they share a name with
-        from lm_anatomy import hf
-        params = hf.init_params(config.init_from, model, jax.device_get(state.params))
-        state = strategy.put_state(state.replace(params=params, opt_state=tx.init(params)), state_sharding)
-      meta = {'best_val_loss': None, 'train_seconds': 0.0}
-    else:
-      state, meta, _ = restored
-      state = strategy.place_restored(state)
-    for f in background:
-      f.result()
-  startup_time = time.perf_counter() - t0
-  if lead and start:
-    log.info('resumed from step %d in %s', start, workdir)
-
-  tokens_per_step = config.batch_size * getattr(dataset, 'tokens_per_example', lambda: 1)()
-  flops_per_token = peak_flops = float('nan')
-  if config.report_mfu and hasattr(model, 'flops_per_token'):
-    from lm_anatomy import flops
-    flops_per_token = model.flops_per_token(config_lib.seq_len(config), abstract.params)
-    peak_flops = flops.peak_flops(strategy.num_devices, strategy.process_count)
-  writer = MetricWriter(workdir, lead, start)
-
-  def run_eval(step: int, final: bool) -> dict:
-    record = {'step': step}
-    for split in dataset.eval_splits + (['train'] if final and config.eval_train else []):
-      sums = evaluate(eval_fn, state.params, dataset, split, eval_bs, strategy,
-                      0 if final else config.eval_batches)
-      record.update(task.finalize(sums, f'{split}_'))
-    return record
-
-  last = {}
-  train_losses: list[float] = []
-  train_time = 0.0
-  bar = None
-  if progress and lead:
-    from tqdm.auto import tqdm
-    bar = tqdm(total=end, initial=start, unit='step', dynamic_ncols=True, desc=workdir.name)
-  step = start
+  # Everything after this point closes the checkpointer (and its Orbax threads) on the way out, error or not.
+  bar = writer = None
   try:
+    train_chunk = Programs(strategy.compile_train(
+        make_train_chunk(make_train_step(task, tx, schedule, strategy, config.grad_accum_steps)), state_sharding))
+    eval_fn = Programs(strategy.compile_eval(make_eval_step(task), state_sharding.params))
+    eval_bs = config.eval_batch_size or config.batch_size
+    primary = dataset.eval_splits[0] if dataset.eval_splits else None
+
+    def chunk_batches(s: int) -> tuple[int, dict]:
+      n = min(k - s % k, end - s)
+      per_step = [dataset.train_batch(t, config.batch_size) for t in range(s, s + n)]
+      return n, {key: np.stack([b[key] for b in per_step]) for key in per_step[0]}
+
+    t0 = time.perf_counter()
+    restored = checkpointer.restore(strategy.checkpoint_target(abstract), quarantine=True)
+    start = 0 if restored is None else int(jax.device_get(strategy.checkpoint_view(restored[0]).step))
+    if lead:  # only now that the run's state fits this config (restored, or none yet)
+      workdir.mkdir(parents=True, exist_ok=True)
+      (workdir / 'config.json').write_text(json.dumps(config_lib.to_dict(config), indent=2))
+      tokenizers.save(dataset.tokenizer, workdir / 'tokenizer.json')
+      info = dict(dataset.info, chars_per_token=getattr(dataset, 'chars_per_token', 1.0),
+                  example=example_spec(example))
+      (workdir / 'data_info.json').write_text(json.dumps(info, indent=2))
+    pending = chunk_batches(start) if start < end else None
+    # XLA compiles on one core: compile the first train chunk and the eval step in the background, from
+    # shapes alone, while this thread creates (or places) the state.
+    shaped = ckpt_lib.abstract_like(abstract, state_sharding)
+    with futures.ThreadPoolExecutor(2) as pool:
+      background = []
+      if pending is not None:
+        background.append(pool.submit(train_chunk.get, shaped, strategy.put_batch(pending[1], 1), dropout_rng))
+      if primary is not None:
+        first_eval = next(iter(dataset.eval_batches(primary, eval_bs, 1)), None)
+        if first_eval is not None:
+          background.append(pool.submit(eval_fn.get, shaped.params, strategy.put_batch(first_eval)))
+      if restored is None:
+        state, _ = strategy.init_state(init_fn, init_rng, abstract)
+        if config.init_from:  # fine-tuning: pretrained weights replace the fresh ones they share a name with
+          from lm_anatomy import hf
+          params = hf.init_params(config.init_from, model, jax.device_get(state.params))
+          state = strategy.put_state(state.replace(params=params, opt_state=tx.init(params)), state_sharding)
+        meta = {'best_val_loss': None, 'train_seconds': 0.0}
+      else:
+        state, meta, _ = restored
+        state = strategy.place_restored(state)
+      for f in background:
+        f.result()
+    startup_time = time.perf_counter() - t0
+    if lead and start:
+      log.info('resumed from step %d in %s', start, workdir)
+
+    tokens_per_step = config.batch_size * getattr(dataset, 'tokens_per_example', lambda: 1)()
+    flops_per_token = peak_flops = float('nan')
+    if config.report_mfu and hasattr(model, 'flops_per_token'):
+      from lm_anatomy import flops
+      flops_per_token = model.flops_per_token(config_lib.seq_len(config), abstract.params)
+      peak_flops = flops.peak_flops(strategy.num_devices, strategy.process_count)
+    writer = MetricWriter(workdir, lead, start)
+
+    def run_eval(step: int, final: bool) -> dict:
+      record = {'step': step}
+      for split in dataset.eval_splits + (['train'] if final and config.eval_train else []):
+        sums = evaluate(eval_fn, state.params, dataset, split, eval_bs, strategy,
+                        0 if final else config.eval_batches)
+        record.update(task.finalize(sums, f'{split}_'))
+      return record
+
+    last = {}
+    train_losses: list[float] = []
+    train_time = 0.0
+    if progress and lead:
+      from tqdm.auto import tqdm
+      bar = tqdm(total=end, initial=start, unit='step', dynamic_ncols=True, desc=workdir.name)
+    step = start
     with _StopFlag() as stop_flag:
       while step < end:
         n, batches = pending
@@ -418,5 +424,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     if bar is not None:
       bar.close()
     checkpointer.close()
-    writer.close()
+    if writer is not None:
+      writer.close()
   return last

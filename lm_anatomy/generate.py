@@ -1,26 +1,52 @@
-"""Sampling from a causal language model, with a KV cache.
+"""Sampling from a causal language model.
 
-With the cache, the prompt is run once (prefill) and each new token costs one position:
-  logits_{t+1} = model(x_{t+1} | cache of keys/values for x_≤t).
-A model with absolute positions cannot slide its cache, so when the context reaches block_size
-the cache is rebuilt from the last block_size // 2 tokens and generation goes on: every token then
-sees between block_size // 2 and block_size tokens of context. Prompts longer than block_size are
-cropped to their last block_size tokens (nanoGPT does the same).
+A model's `decoding` attribute says how it produces token t+1 after t tokens:
+- 'cache' (GPT): a KV cache. The prompt is run once (prefill) and each new token costs one position:
+    logits_{t+1} = model(x_{t+1} | cached keys/values of x_≤t).
+  A model with absolute positions cannot slide its cache, so when the context reaches block_size the
+  cache is rebuilt from the last block_size // 2 tokens and generation goes on: every token then sees
+  between block_size // 2 and block_size tokens of context.
+- 'carry' (RNN, LSTM, GRU): the recurrent state is the cache, h_{t+1} = f(h_t, x_{t+1}), and it reaches
+  back over the whole text.
+- 'window' (the default: the n-gram FFNN, the bigram): each token re-runs the model on its window.
+Prompts longer than a model's context limit are cropped to their last `context_limit()` tokens
+(nanoGPT does the same); a model without a limit (None) keeps the whole text.
 
-Without the cache (`use_cache=False`), each token re-runs the model on the last block_size tokens,
-as nanoGPT does; the result is the reference the cached path is tested against.
+Without the cache (`use_cache=False`), each token re-runs the model on the last context_limit() tokens
+(the whole text when there is no limit), as nanoGPT does; this is the reference the cached paths are
+tested against. New token i is drawn with the key fold_in(rng, i) on every path, so one seed gives the
+same text with the cache and without it, as long as the context fits (past block_size the cached path
+sees shorter contexts, as above).
 """
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lm_anatomy.errors import ConfigError
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+  """Raises ConfigError unless temperature ≥ 0 (0 = greedy), top_k ≥ 0 (0 = all) and 0 < top_p ≤ 1."""
+  bad = []
+  if not temperature >= 0 or math.isinf(temperature):  # `not ≥` also catches NaN
+    bad.append(f'temperature must be a finite number >= 0 (0 = greedy), got {temperature}')
+  if not top_k >= 0:
+    bad.append(f'top_k must be >= 0 (0 = no limit), got {top_k}')
+  if not 0 < top_p <= 1:
+    bad.append(f'top_p must be in (0, 1], got {top_p}')
+  if bad:
+    raise ConfigError('; '.join(bad))
+
 
 def sample_logits(logits, rng, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
-  """One token per row from logits [batch, vocab]. temperature 0 = greedy (argmax)."""
+  """One token per row from logits [batch, vocab] → [batch] int32. temperature 0 = greedy (argmax);
+  top_k keeps the k most likely tokens, top_p the smallest set whose probability reaches top_p."""
+  check_sampling(temperature, top_k, top_p)
   if temperature == 0:
     return jnp.argmax(logits, -1).astype(jnp.int32)
   logits = logits.astype(jnp.float32) / temperature
@@ -38,70 +64,90 @@ def sample_logits(logits, rng, temperature: float = 1.0, top_k: int = 0, top_p: 
   return jax.random.categorical(rng, logits, -1).astype(jnp.int32)
 
 
-def _block_size(model) -> int:
+def _context_limit(model) -> int | None:
   return model.context_limit() if hasattr(model, 'context_limit') else model.block_size
+
+
+def _decoding(model) -> str:
+  return getattr(model, 'decoding', 'window')
+
+
+def _feed(model, params, state, tokens):
+  """Runs tokens [batch, n] after `state` (a KV cache or a recurrent carry) → (logits [batch, n, vocab],
+  new state)."""
+  if _decoding(model) == 'carry':
+    return model.apply({'params': params}, tokens, state, method=model.forward)
+  logits, mutated = model.apply({'params': params, 'cache': state}, tokens, decode=True, mutable=['cache'])
+  return logits, mutated['cache']
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cache_len'))
 def _prefill(model, params, context, cache_len: int):
-  """Runs `context` [batch, n] into a fresh cache of `cache_len` positions → (last logits, cache)."""
-  B = context.shape[0]
-  cache = model.init(jax.random.key(0), jnp.zeros((B, cache_len), jnp.int32), decode=True)['cache']
-  logits, mutated = model.apply({'params': params, 'cache': cache}, context, decode=True, mutable=['cache'])
-  return logits[:, -1], mutated['cache']
+  """Runs `context` [batch, n] from a fresh state (a cache of `cache_len` positions) → (last logits, state)."""
+  state = None
+  if _decoding(model) == 'cache':
+    state = model.init(jax.random.key(0), jnp.zeros((context.shape[0], cache_len), jnp.int32), decode=True)['cache']
+  logits, state = _feed(model, params, state, context)
+  return logits[:, -1], state
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'steps', 'temperature', 'top_k', 'top_p'))
-def _decode(model, params, cache, logits, rng, steps: int, temperature, top_k, top_p):
-  """Samples a token from `logits`, feeds it, repeats: `steps` + 1 tokens [batch, steps + 1]."""
-  def body(carry, r):
-    cache, logits = carry
-    tok = sample_logits(logits, r, temperature, top_k, top_p)
-    out, mutated = model.apply({'params': params, 'cache': cache}, tok[:, None], decode=True, mutable=['cache'])
-    return (mutated['cache'], out[:, -1]), tok
-  rngs = jax.random.split(rng, steps + 1)
-  (cache, logits), toks = jax.lax.scan(body, (cache, logits), rngs[:steps])
-  last = sample_logits(logits, rngs[steps], temperature, top_k, top_p)
+def _decode(model, params, state, logits, rng, first, steps: int, temperature, top_k, top_p):
+  """Samples new token `first` from `logits`, feeds it, repeats: tokens first … first + steps,
+  [batch, steps + 1]; token i is drawn with fold_in(rng, i)."""
+  def body(carry, i):
+    state, logits = carry
+    tok = sample_logits(logits, jax.random.fold_in(rng, i), temperature, top_k, top_p)
+    out, state = _feed(model, params, state, tok[:, None])
+    return (state, out[:, -1]), tok
+  (state, logits), toks = jax.lax.scan(body, (state, logits), first + jnp.arange(steps))
+  last = sample_logits(logits, jax.random.fold_in(rng, first + steps), temperature, top_k, top_p)
   return jnp.concatenate([toks.T, last[:, None]], axis=1)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'temperature', 'top_k', 'top_p'))
 def _step_no_cache(model, params, window, length, rng, temperature, top_k, top_p):
-  """window [batch, block_size] holding `length` real tokens; causal, so padding after them is inert."""
+  """window [batch, w] holding `length` real tokens; causal, so padding after them is inert."""
   logits = model.apply({'params': params}, window)
   return sample_logits(logits[:, length - 1], rng, temperature, top_k, top_p)
 
 
 def generate(model, params, prompt, max_new_tokens: int, rng, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, use_cache: bool = True) -> np.ndarray:
-  """prompt: [batch, n] int ids (n ≥ 1) → new tokens [batch, max_new_tokens]."""
+  """prompt: [batch, n] int ids (n ≥ 1) → new tokens [batch, max_new_tokens] int32."""
+  check_sampling(temperature, top_k, top_p)
   prompt = np.asarray(prompt, np.int32)
   if prompt.ndim != 2 or prompt.shape[1] == 0:
-    raise ValueError('prompt must be [batch, n] with n >= 1')
-  block = _block_size(model)
-  tokens = prompt[:, -block:]
+    raise ConfigError('prompt must be [batch, n] with n >= 1')
+  if max_new_tokens < 0:
+    raise ConfigError(f'max_new_tokens must be >= 0, got {max_new_tokens}')
+  B = prompt.shape[0]
+  if max_new_tokens == 0:
+    return np.zeros((B, 0), np.int32)
+  limit = _context_limit(model)
+  tokens = prompt if limit is None else prompt[:, -limit:]
   out = []
-  if not use_cache:
+  if not use_cache or _decoding(model) == 'window':
+    width = limit or tokens.shape[1] + max_new_tokens  # without a limit: the whole text, one program
     for i in range(max_new_tokens):
-      window = tokens[:, -block:]
+      window = tokens[:, -width:]
       length = window.shape[1]
-      padded = np.zeros((tokens.shape[0], block), np.int32)
+      padded = np.zeros((B, width), np.int32)
       padded[:, :length] = window
       tok = np.asarray(_step_no_cache(model, params, padded, length, jax.random.fold_in(rng, i),
                                       temperature, top_k, top_p))
       tokens = np.concatenate([tokens, tok[:, None]], 1)
       out.append(tok[:, None])
-    return np.concatenate(out, 1) if out else np.zeros((prompt.shape[0], 0), np.int32)
-  produced, segment = 0, 0
+    return np.concatenate(out, 1)
+  produced = 0
   context = tokens
   while produced < max_new_tokens:
-    logits, cache = _prefill(model, params, context, block)
-    steps = min(block - context.shape[1], max_new_tokens - produced - 1)
-    new = np.asarray(_decode(model, params, cache, logits, jax.random.fold_in(rng, segment), steps,
-                             temperature, top_k, top_p))
+    logits, state = _prefill(model, params, context, limit or 0)
+    room = max_new_tokens if limit is None else limit - context.shape[1]
+    steps = min(room, max_new_tokens - produced - 1)
+    new = np.asarray(_decode(model, params, state, logits, rng, produced, steps, temperature, top_k, top_p))
     out.append(new)
     produced += new.shape[1]
     tokens = np.concatenate([tokens, new], 1)
-    context = tokens[:, -max(block // 2, 1):]
-    segment += 1
+    context = tokens[:, -max(limit // 2, 1):] if limit else tokens
   return np.concatenate(out, 1)[:, :max_new_tokens]

@@ -25,7 +25,12 @@ def main(argv):
   if _TUNE_MALLOC.value:
     from lm_anatomy import _cpu
     _cpu.tune_malloc()
+  import pathlib
   from lm_anatomy import engine
+  from lm_anatomy.errors import ConfigError
+  path = config_flags.get_config_filename(flags.FLAGS['config'])  # path.py[:variant]
+  if not pathlib.Path(path).is_file() and not pathlib.Path(path.split(':', 1)[0]).is_file():
+    raise ConfigError(f"--config: there is no file {path.split(':', 1)[0]!r}")
   record = engine.train(_CONFIG.value, _WORKDIR.value, stop_after=_STOP_AFTER.value, progress=_PROGRESS.value)
   if record:
     print('final: ' + ', '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in record.items()))

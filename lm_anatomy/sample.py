@@ -3,8 +3,10 @@
   python -m lm_anatomy.sample --workdir=runs/baby --prompt="ROMEO:" --num_samples=3 \\
       --max_new_tokens=500 --temperature=0.8 --top_k=200 --top_p=0.95 --seed=0
 
-A prompt longer than the model's context is cropped to its last block_size tokens; a character the
-tokenizer does not know is an error. `--no_cache` re-runs the whole context for each token.
+Any causal LM run samples: GPT with a KV cache, RNN / LSTM / GRU carrying their state, the FFNN and the
+bigram on their window (see generate.py). A prompt longer than the model's context is cropped to its last
+block_size tokens; a character the tokenizer does not know is an error. `--no_cache` re-runs the model on
+the whole context for each token; the same --seed gives the same text either way.
 """
 from __future__ import annotations
 
@@ -32,9 +34,13 @@ def main(argv):
   import lm_anatomy
   from lm_anatomy import generate
   from lm_anatomy.errors import ConfigError
-  if _NUM.value < 1 or _MAX_NEW.value < 0 or _TEMP.value < 0 or not 0 < _TOP_P.value <= 1 or _TOP_K.value < 0:
-    raise ConfigError('need num_samples >= 1, max_new_tokens >= 0, temperature >= 0, 0 < top_p <= 1, top_k >= 0')
+  if _NUM.value < 1 or _MAX_NEW.value < 0:
+    raise ConfigError(f'need num_samples >= 1 and max_new_tokens >= 0, got {_NUM.value} and {_MAX_NEW.value}')
+  generate.check_sampling(_TEMP.value, _TOP_K.value, _TOP_P.value)
   run = lm_anatomy.restore(_WORKDIR.value, best=_BEST.value)
+  if run.config.task.name != 'causal_lm':
+    raise ConfigError(f"{_WORKDIR.value} trains task.name={run.config.task.name!r}; sampling needs a causal "
+                      "language model (task.name='causal_lm')")
   ids = run.tokenizer.encode(_PROMPT.value)
   if len(ids) == 0:
     raise ConfigError('the prompt is empty')

@@ -28,6 +28,7 @@ def test_all_configs_validate():
     (lambda c: c.__setattr__('batch_size', 0), "'batch_size' must be > 0"),
     (lambda c: c.__setattr__('dtype', 'float8'), "dtype='float8'"),
     (lambda c: c.optimizer.__setattr__('warmup_offset', -1), 'optimizer.warmup_offset'),
+    (lambda c: c.data.__setattr__('seq_len', 1000), 'data.seq_len (1000) exceeds model.block_size (256)'),
     (lambda c: c.__setattr__('eval_every', 7), 'eval_every (7) must be a multiple of steps_per_dispatch'),
 ])
 def test_bad_config_names_the_key(change, message):
@@ -101,6 +102,15 @@ def test_cli_reports_unknown_override_key_without_traceback(tiny_data, tmp_path)
   assert out.returncode == 2 and 'Traceback' not in out.stderr
   assert ("error: unknown config key 'n_heads' in --config.model.n_heads. "
           'Did you mean "n_head" instead of "n_heads"?') in out.stderr
+  assert not (tmp_path / 'w').exists()
+
+
+def test_cli_reports_a_missing_config_file_without_traceback(tmp_path):
+  cmd = [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/nope.py:baby',
+         f'--workdir={tmp_path}/w']
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert out.returncode == 2 and 'Traceback' not in out.stderr
+  assert f"error: --config: there is no file '{ROOT}/experiments/configs/nope.py'" in out.stderr
   assert not (tmp_path / 'w').exists()
 
 

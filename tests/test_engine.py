@@ -87,9 +87,34 @@ def test_grad_accumulation_matches_large_batch(tiny_config):
 def test_changed_model_size_is_a_clear_error(tiny_config, tmp_path):
   tiny_config.steps = 10
   engine.train(tiny_config, tmp_path / 'run', progress=False)
+  run = tmp_path / 'run'
+  saved = {f.name: f.read_text() for f in run.glob('*.json')}
   tiny_config.model.n_embd = 32
   with pytest.raises(CheckpointError, match=r'different model \(model.n_embd: 16 → 32\)'):
-    engine.train(tiny_config, tmp_path / 'run', progress=False)
+    engine.train(tiny_config, run, progress=False)
+  tiny_config.model.n_embd = 16
+  tiny_config.data.tokenizer = 'byte'
+  with pytest.raises(CheckpointError, match='different tokenizer'):
+    engine.train(tiny_config, run, progress=False)
+  assert {f.name: f.read_text() for f in run.glob('*.json')} == saved   # a rejected resume writes nothing
+  # Without the saved config and tokenizer, the checkpoint's own shapes name the misfit, before Orbax reads.
+  (run / 'config.json').unlink()
+  (run / 'tokenizer.json').unlink()
+  V = json.loads(saved['data_info.json'])['vocab_size']
+  with pytest.raises(CheckpointError, match=rf'params/wte/embedding: checkpoint \({V}, 16\), model \(256, 16\)'):
+    engine.train(tiny_config, run, progress=False)
+  assert not (run / 'config.json').exists()
+
+
+def test_restore_without_a_checkpoint_is_a_clear_error(tiny_config, tmp_path):
+  tiny_config.steps = 10
+  engine.train(tiny_config, tmp_path / 'run', progress=False)
+  (tmp_path / 'bare').mkdir()
+  for f in ('config.json', 'data_info.json', 'tokenizer.json'):
+    (tmp_path / 'bare' / f).write_text((tmp_path / 'run' / f).read_text())
+  with pytest.raises(CheckpointError, match='bare has no checkpoint yet'):
+    lm_anatomy.restore(tmp_path / 'bare')
+  assert sorted(p.name for p in (tmp_path / 'bare').iterdir()) == ['config.json', 'data_info.json', 'tokenizer.json']
 
 
 def test_restore_and_sample_cli(tiny_config, tmp_path, tiny_data):

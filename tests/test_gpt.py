@@ -95,9 +95,33 @@ def test_generate_with_and_without_cache_agree(gpt):
   a = generate.generate(model, params, prompt, 9, jax.random.key(0), temperature=0.0)
   b = generate.generate(model, params, prompt, 9, jax.random.key(0), temperature=0.0, use_cache=False)
   np.testing.assert_array_equal(a, b)
+  # Sampled, within the window: new token i is drawn with fold_in(key, i) on both paths, so one seed
+  # gives one text.
+  a = generate.generate(model, params, prompt, 9, jax.random.key(7), temperature=1.0)
+  b = generate.generate(model, params, prompt, 9, jax.random.key(7), temperature=1.0, use_cache=False)
+  np.testing.assert_array_equal(a, b)
+  assert len(np.unique(a)) > 2   # really sampled
   # Past the window (block 12): still the requested length, and a long prompt is cropped.
   long = generate.generate(model, params, np.tile(prompt, (1, 10)), 40, jax.random.key(0), top_k=3)
   assert long.shape == (2, 40) and long.min() >= 0 and long.max() < 11
+  for use_cache in (True, False):
+    assert generate.generate(model, params, prompt, 0, jax.random.key(0), use_cache=use_cache).shape == (2, 0)
+
+
+@pytest.mark.parametrize('settings, message', [
+    (dict(temperature=float('nan')), 'temperature must be a finite number >= 0'),
+    (dict(temperature=-1.0), 'temperature must be'),
+    (dict(top_p=0.0), r'top_p must be in \(0, 1\], got 0.0'),
+    (dict(top_p=1.5), 'top_p must be'),
+    (dict(top_k=-1), 'top_k must be >= 0'),
+])
+def test_bad_sampling_settings_are_clear_errors(gpt, settings, message):
+  model, params = gpt
+  logits = jnp.zeros((1, 11))
+  with pytest.raises(ValueError, match=message):
+    generate.sample_logits(logits, jax.random.key(0), **settings)
+  with pytest.raises(ValueError, match=message):
+    generate.generate(model, params, np.array([[1, 2]]), 3, jax.random.key(0), **settings)
 
 
 def test_top_k_and_top_p_filters():

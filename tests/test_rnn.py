@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lm_anatomy import config as config_lib
-from lm_anatomy import engine
+from lm_anatomy import engine, generate
 from lm_anatomy.errors import ConfigError
 from lm_anatomy.models.bigram import Bigram
 from lm_anatomy.models.ffnn import FFNN
@@ -71,6 +71,33 @@ def test_carry_over_chunks_equals_one_pass(cell):
   assert not np.allclose(model.apply({'params': params}, idx, carry=zero), whole)
   with pytest.raises(ValueError, match=r'carry must be'):
     model.apply({'params': params}, idx, carry=model.zero_carry(2))
+
+
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+def test_sampling_carries_the_state(cell):
+  """generate() feeds one token at a time through the carry; without the cache it re-runs the whole text.
+  One seed gives one text either way, and the greedy text follows the full forward pass's argmax."""
+  model = RECURRENT[cell](vocab_size=7, n_layer=2, n_embd=6, n_hidden=10)
+  params = model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32))['params']
+  prompt = np.array([[1, 2, 3], [4, 5, 6]], np.int32)
+  for temperature in (0.0, 1.0):
+    a = generate.generate(model, params, prompt, 20, jax.random.key(3), temperature=temperature)
+    b = generate.generate(model, params, prompt, 20, jax.random.key(3), temperature=temperature, use_cache=False)
+    np.testing.assert_array_equal(a, b)
+  greedy = generate.generate(model, params, prompt, 20, jax.random.key(0), temperature=0.0)
+  full = model.apply({'params': params}, jnp.asarray(np.concatenate([prompt, greedy], 1)))
+  np.testing.assert_array_equal(np.argmax(full[:, 2:-1], -1), greedy)
+
+
+def test_window_models_sample_from_their_window():
+  ffnn = FFNN(vocab_size=7, window=3, n_embd=4, n_hidden=8)
+  params = ffnn.init(jax.random.key(1), jnp.zeros((1, 3), jnp.int32))['params']
+  prompt = np.array([[1, 2, 3, 4, 5]], np.int32)
+  a = generate.generate(ffnn, params, prompt, 12, jax.random.key(2))
+  np.testing.assert_array_equal(a, generate.generate(ffnn, params, prompt, 12, jax.random.key(2), use_cache=False))
+  greedy = generate.generate(ffnn, params, prompt[:, -3:], 12, jax.random.key(0), temperature=0.0)
+  full = ffnn.apply({'params': params}, jnp.asarray(np.concatenate([prompt[:, -3:], greedy], 1)))
+  np.testing.assert_array_equal(np.argmax(full[:, 2:-1], -1), greedy)
 
 
 def test_time_runs_in_one_scan_per_layer():

@@ -51,6 +51,8 @@ class GPT(nn.Module):
   remat: bool = False               # recompute each layer's activations in the backward pass
   dtype: str = 'float32'
 
+  decoding = 'cache'                # class attribute, not a config field: sampling uses a KV cache (generate.py)
+
   @staticmethod
   def check_config(cfg) -> None:
     for key in ('block_size', 'n_layer', 'n_head', 'n_embd'):

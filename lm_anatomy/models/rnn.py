@@ -131,7 +131,8 @@ class RecurrentLM(nn.Module):
   dropout: float = 0.0     # between layers (on the outputs of every layer but the last)
   dtype: str = 'float32'
 
-  cell = 'rnn'             # class attribute, not a config field
+  cell = 'rnn'             # class attributes, not config fields
+  decoding = 'carry'       # sampling carries the state h_t from token to token (generate.py)
 
   @staticmethod
   def check_config(cfg) -> None:
