@@ -241,6 +241,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   registry.TASKS.get(config.task.name, 'task.name')
   from lm_anatomy.tasks import CLASSIFICATION_LOSSES
   _choice(config.task.loss, list(CLASSIFICATION_LOSSES), 'task.loss')
+  if config.task.name != 'classify' and config.task.loss != 'cross_entropy':
+    raise ConfigError(f"task.loss={config.task.loss!r} applies to task.name='classify'; "
+                      f"{config.task.name} always trains with cross-entropy")
   if not 0.0 < config.data.train_fraction < 1.0:
     raise ConfigError(f'data.train_fraction must be in (0, 1), got {config.data.train_fraction}')
   if config.optimizer.lr <= 0:

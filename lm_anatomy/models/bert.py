@@ -293,6 +293,9 @@ def from_hf(config: dict, tensors: dict[str, np.ndarray]) -> tuple[dict, dict]:
     params['pool_dense'] = linear('pooler.dense')
   head = fields['head']
   if head in ('mlm', 'pretrain'):
+    if not config.get('tie_word_embeddings', True):  # our masked-LM head always scores with Eᵀ
+      raise ConfigError('this BERT checkpoint has a masked-LM decoder of its own (tie_word_embeddings=False); '
+                        'only a decoder tied to the word embeddings is supported')
     params['mlm_dense'] = linear('cls.predictions.transform.dense')
     params['mlm_ln'] = norm('cls.predictions.transform.LayerNorm')
     params['mlm_bias'] = get('cls.predictions.bias' if 'cls.predictions.bias' in t else 'cls.predictions.decoder.bias')

@@ -73,6 +73,9 @@ class GPT(nn.Module):
   @nn.compact
   def __call__(self, idx, *, train: bool = False, decode: bool = False):
     B, T = idx.shape
+    if T > self.block_size:
+      raise ValueError(f'input of {T} tokens is longer than block_size={self.block_size}, the positions the '
+                       'model has; crop it to its last block_size tokens')
     dtype = jnp.dtype(self.dtype)
     gpt2 = self.weight_init == 'gpt2'
     embedding_init = layers.normal(0.02 if gpt2 else 1.0)
@@ -138,6 +141,7 @@ def to_hf(model: GPT, params) -> tuple[dict, dict[str, np.ndarray]]:
             'resid_pdrop': model.dropout, 'embd_pdrop': model.dropout, 'attn_pdrop': model.dropout,
             'layer_norm_epsilon': model.layer_norm_eps, 'initializer_range': 0.02,
             'tie_word_embeddings': model.tie_embeddings}
+  params = layers.unrolled_blocks(params, model.n_layer)  # scan / remat layouts hold the same weights
   t = {'transformer.wte.weight': params['wte']['embedding'], 'transformer.wpe.weight': params['wpe']}
   if not model.tie_embeddings:
     t['lm_head.weight'] = np.asarray(params['lm_head']['kernel']).T

@@ -253,3 +253,32 @@ def apply_blocks(module: nn.Module, x, n_layer: int, block: dict, *, train: bool
   for i in range(n_layer):
     x, _ = step(block, train, decode, parent=module, name=f'{prefix}_{i}')(x, None)
   return x
+
+
+def unrolled_blocks(params: dict, n_layer: int, prefix: str = 'h') -> dict:
+  """`params` with its blocks as `{prefix}_0 … {prefix}_{L-1}`, whichever layout `apply_blocks` stored
+  them in (scan: one `{prefix}/block` stacked [L, ...]; remat: `{prefix}_i/block`). Other entries pass
+  through; a tree that is already unrolled comes back as it is."""
+  out = dict(params)
+  if isinstance(out.get(prefix), dict) and set(out[prefix]) == {'block'}:
+    stacked = out.pop(prefix)['block']
+    for i in range(n_layer):
+      out[f'{prefix}_{i}'] = jax.tree.map(lambda x: x[i], stacked)
+  for i in range(n_layer):
+    layer = out.get(f'{prefix}_{i}')
+    if isinstance(layer, dict) and set(layer) == {'block'}:
+      out[f'{prefix}_{i}'] = layer['block']
+  return out
+
+
+def stored_blocks(params: dict, n_layer: int, scan: bool, remat: bool, prefix: str = 'h') -> dict:
+  """The inverse of `unrolled_blocks`: unrolled blocks in the layout `apply_blocks(scan=…, remat=…)` uses."""
+  out = dict(params)
+  if not (scan or remat) or f'{prefix}_0' not in out:
+    return out
+  blocks = [out.pop(f'{prefix}_{i}') for i in range(n_layer)]
+  if scan:
+    out[prefix] = {'block': jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *blocks)}
+  else:
+    out.update({f'{prefix}_{i}': {'block': b} for i, b in enumerate(blocks)})
+  return out
