@@ -9,7 +9,7 @@ from typing import Callable
 
 from absl import flags
 
-from lm_anatomy.errors import LmAnatomyError
+from lm_anatomy.errors import Interrupted, LmAnatomyError
 
 _COMPILATION_CACHE = flags.DEFINE_string(
     'compilation_cache', None,
@@ -56,7 +56,8 @@ def _override_error(e: Exception) -> str:
 
 def run(main: Callable[[list[str]], None]) -> None:
   """absl.app.run(main) with the compilation cache on (`--compilation_cache`); an LmAnatomyError, or an
-  override naming no config key, prints `error: …` and exits with status 2."""
+  override naming no config key, prints `error: …` and exits with status 2; a run stopped by a signal
+  (Interrupted) exits with 128 + the signal number."""
   from absl import app
   started = False
 
@@ -69,6 +70,9 @@ def run(main: Callable[[list[str]], None]) -> None:
     compilation_cache(_COMPILATION_CACHE.value)
     try:
       main(argv)
+    except Interrupted as e:
+      print(e, file=sys.stderr)
+      sys.exit(128 + e.signum)
     except LmAnatomyError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)

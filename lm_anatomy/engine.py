@@ -37,7 +37,7 @@ from lm_anatomy import config as config_lib
 from lm_anatomy import data as data_lib
 from lm_anatomy import models, optim, parallel, tasks
 from lm_anatomy.data import tokenizers
-from lm_anatomy.errors import CheckpointError, LmAnatomyError
+from lm_anatomy.errors import CheckpointError, Interrupted, LmAnatomyError
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,22 @@ def make_train_step(task, tx, schedule, strategy, grad_accum: int = 1) -> Callab
       return optax.apply_updates(state.params, updates), opt_state
 
     # A branch, not a select per leaf: the skipped case costs nothing when it does not happen.
-    params, opt_state = jax.lax.cond(finite, update, lambda: (state.params, state.opt_state))
+    params, opt_state = jax.lax.cond(finite, update, lambda: (state.params, advance_schedules(state.opt_state)))
     new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state,
                            skipped=state.skipped + (~finite).astype(jnp.int32))
     metrics = {'loss': loss, 'objective': loss + reg, 'grad_norm': grad_norm, 'lr': schedule(state.step),
                'finite': finite}
     return new_state, metrics
   return step
+
+
+def advance_schedules(opt_state):
+  """`opt_state` one step on for its learning-rate schedules only: a skipped update keeps the weights, the
+  moments and Adam's step count, while the schedule follows the global step (as PyTorch's scheduler.step()
+  goes on when GradScaler skips optimizer.step()), so the logged lr, schedule(step), is the one applied."""
+  is_schedule = lambda s: isinstance(s, optax.ScaleByScheduleState)
+  return jax.tree.map(lambda s: s._replace(count=optax.safe_int32_increment(s.count)) if is_schedule(s) else s,
+                      opt_state, is_leaf=is_schedule)
 
 
 def make_train_chunk(step_fn: Callable) -> Callable:
@@ -291,7 +300,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   state_sharding = strategy.state_sharding(abstract)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.keep_checkpoints)
   # Everything after this point closes the checkpointer (and its Orbax threads) on the way out, error or not.
-  bar = writer = None
+  bar = writer = interrupted = None
   try:
     train_chunk = Programs(strategy.compile_train(
         make_train_chunk(make_train_step(task, tx, schedule, strategy, config.grad_accum_steps)), state_sharding))
@@ -359,8 +368,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
       return record
 
     last = {}
-    train_losses: list[float] = []
-    train_time = 0.0
+    # Training losses since the last evaluation (kept in checkpoints, so that a resumed run reports the
+    # same train_loss); steps and seconds since the last evaluation (tokens/s); seconds not yet in meta.
+    train_losses: list[float] = list(meta.pop('train_losses_since_eval', []))
+    window_steps, window_time, unsaved_time = 0, 0.0, 0.0
     if progress and lead:
       from tqdm.auto import tqdm
       bar = tqdm(total=end, initial=start, unit='step', dynamic_ncols=True, desc=workdir.name)
@@ -376,7 +387,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
         pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
         metrics = jax.device_get(metrics)
         dt = time.perf_counter() - t0
-        train_time += dt
+        window_steps, window_time, unsaved_time = window_steps + n, window_time + dt, unsaved_time + dt
         if not metrics['finite'].all():
           bad = step + int(np.argmin(metrics['finite']))
           if config.on_nonfinite == 'stop':
@@ -395,15 +406,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           # train_loss: the mean training loss since the last evaluation, unless the train split was
           # just evaluated in full (eval_train), which is the better figure.
           record.setdefault('train_loss', float(np.mean(train_losses)) if train_losses else float('nan'))
-          record.update(tokens_per_sec=tokens_per_step * (len(train_losses) or 1) / max(train_time, 1e-9),
+          record.update(tokens_per_sec=tokens_per_step * window_steps / max(window_time, 1e-9),
                         lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state).skipped)),
-                        elapsed_sec=meta.get('train_seconds', 0.0) + train_time,
+                        elapsed_sec=meta.get('train_seconds', 0.0) + unsaved_time,
                         compile_sec=train_chunk.seconds + eval_fn.seconds, startup_sec=startup_time)
           if math.isfinite(flops_per_token * peak_flops):
             record['mfu'] = flops_per_token * record['tokens_per_sec'] / peak_flops
           train_losses = []
-          meta['train_seconds'] = meta.get('train_seconds', 0.0) + train_time
-          train_time = 0.0
+          window_steps, window_time = 0, 0.0
+          meta['train_seconds'] = meta.get('train_seconds', 0.0) + unsaved_time
+          unsaved_time = 0.0
           writer.write(record)
           last = record
           val = record.get(f'{primary}_loss')
@@ -414,11 +426,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
             bar.write(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in record.items()
                                                    if k.endswith(('_loss', '_accuracy')) and isinstance(v, float)))
         if step % config.checkpoint_every == 0 or step == end or stop_flag.signal is not None:
-          meta['train_seconds'] = meta.get('train_seconds', 0.0) + train_time
-          train_time = 0.0
-          checkpointer.save(step, strategy.checkpoint_view(state), dict(meta))
+          meta['train_seconds'] = meta.get('train_seconds', 0.0) + unsaved_time
+          unsaved_time = 0.0
+          checkpointer.save(step, strategy.checkpoint_view(state), dict(meta, train_losses_since_eval=train_losses))
         if stop_flag.signal is not None:
-          log.warning('signal %d: saved a checkpoint at step %d; run the same command to resume', stop_flag.signal, step)
+          interrupted = Interrupted(f'stopped by signal {stop_flag.signal} at step {step}, with a checkpoint; run the '
+                                    'same command to resume', stop_flag.signal)
           break
   finally:
     if bar is not None:
@@ -426,4 +439,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     checkpointer.close()
     if writer is not None:
       writer.close()
+  if interrupted is not None:
+    raise interrupted
   return last

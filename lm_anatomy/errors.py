@@ -15,3 +15,12 @@ class DataError(LmAnatomyError, ValueError):
 
 class CheckpointError(LmAnatomyError, RuntimeError):
   """A checkpoint cannot be restored into the requested model."""
+
+
+class Interrupted(LmAnatomyError):
+  """Training stopped at a signal (SIGTERM, Ctrl-C) after saving a checkpoint; the same command resumes.
+  Command lines exit with 128 + the signal number, as a shell does."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum

@@ -8,13 +8,17 @@ Schedules (s = step, η = lr, η_min = min_lr, W = warmup_steps, S = decay_steps
   wsd           η_s = η until D = S − ⌊f·(S−W)⌋, then η + (η_min − η)(s−D)/(S−D)    f = decay_fraction
                 (warmup–stable–decay: a constant rate, annealed linearly over the last fraction f)
   constant      η_s = η
-Weight decay (decoupled, AdamW style) applies to matrices only (ndim ≥ 2: kernels and embeddings).
+Weight decay applies to matrices only (`losses.matrix_mask`: kernels and embeddings). With adamw it is
+decoupled, θ ← θ − η·λ·θ beside the Adam step; with sgd, momentum and adam it is added to the gradient,
+g + λθ, as PyTorch's weight_decay for those optimisers (for adam that is an L2 penalty that passes through
+Adam's normalisation).
 Gradients are clipped to a global norm first when grad_clip > 0.
 """
 from __future__ import annotations
 
-import jax
 import optax
+
+from lm_anatomy import losses
 
 
 def schedule(opt, steps: int) -> optax.Schedule:
@@ -36,7 +40,7 @@ def schedule(opt, steps: int) -> optax.Schedule:
 
 
 def decay_mask(params):
-  return jax.tree.map(lambda p: p.ndim >= 2, params)
+  return losses.matrix_mask(params)
 
 
 def build(opt, steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:

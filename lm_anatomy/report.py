@@ -75,7 +75,12 @@ def sweep_rows(sw, workdir: str | pathlib.Path) -> list[dict[str, Any]]:
     for key in sw.axes:
       row[key] = sweep.config_label(p.config) if key == 'config' else p.overrides.get(key)
     row.update(p.tags)
-    row.update(run_row(pathlib.Path(workdir) / p.name))
+    run_dir = pathlib.Path(workdir) / p.name
+    changed = sweep.changed_settings(run_dir, p.build_config()) if (run_dir / 'config.json').exists() else []
+    if changed:  # run under other settings than the point now has: its figures would mislead
+      row['status'] = 'stale (' + '; '.join(changed) + ')'
+    else:
+      row.update(run_row(run_dir))
     rows.append(row)
   return rows
 

@@ -50,15 +50,17 @@ import itertools
 import json
 import pathlib
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable
 
 from flax.traverse_util import flatten_dict
 
 from lm_anatomy import config as config_lib
-from lm_anatomy.errors import ConfigError
+from lm_anatomy.errors import ConfigError, Interrupted
 
 SPEC_KEYS = ('config', 'overrides', 'points', 'axes', 'columns', 'metric')
 POINT_KEYS = ('name', 'config', 'tags')  # special keys of a point; every other key is a config key
@@ -216,6 +218,18 @@ def changed_settings(run_dir: pathlib.Path, config) -> list[str]:
   return [f'{k}: {old[k]!r} → {new[k]!r}' for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
 
 
+def _run_child(cmd: list[str]) -> int:
+  """Runs `cmd` and returns its exit status. Ctrl-C reaches the child from the terminal, which saves a
+  checkpoint and exits; meanwhile this process waits for it instead of killing it."""
+  if threading.current_thread() is not threading.main_thread():
+    return subprocess.run(cmd).returncode
+  old = signal.signal(signal.SIGINT, lambda *_: None)
+  try:
+    return subprocess.run(cmd).returncode
+  finally:
+    signal.signal(signal.SIGINT, old)
+
+
 def run(sweep: Sweep, workdir: str | pathlib.Path, *, dry_run: bool = False, in_process: bool = False,
         only: list[str] | None = None, echo: Callable[[str], None] = print) -> dict[str, str]:
   """Runs the unfinished points in order; returns {name: 'skipped' | 'ran' | 'failed: …' | 'printed'}."""
@@ -252,11 +266,18 @@ def run(sweep: Sweep, workdir: str | pathlib.Path, *, dry_run: bool = False, in_
       try:
         engine.train(configs[point.name], workdir / point.name, progress=False)
         outcome[point.name] = 'ran'
+      except Interrupted:  # a signal stops the sweep, not just this point
+        _add_wall_time(workdir / point.name, time.perf_counter() - start, cmd)
+        raise
       except Exception as e:  # a failed point does not stop the sweep
         outcome[point.name] = f'failed: {type(e).__name__}: {e}'
     else:
-      rc = subprocess.run([sys.executable] + cmd[1:]).returncode
+      rc = _run_child([sys.executable] + cmd[1:])
       outcome[point.name] = 'ran' if rc == 0 else f'failed: exit status {rc}'
+      if rc - 128 in (signal.SIGINT, signal.SIGTERM):  # the point was stopped by a signal: so is the sweep
+        _add_wall_time(workdir / point.name, time.perf_counter() - start, cmd)
+        raise Interrupted(f'{point.name} stopped by signal {rc - 128}, with a checkpoint; run the sweep again '
+                          'to resume it', rc - 128)
     _add_wall_time(workdir / point.name, time.perf_counter() - start, cmd)
     if outcome[point.name].startswith('failed'):
       echo(f'[{i + 1}/{len(points)}] {point.name}: {outcome[point.name]}')

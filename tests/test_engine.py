@@ -41,7 +41,7 @@ def tiny_config_vocab(run):
 
 
 def test_stop_and_resume_is_bitwise_identical(tiny_config, tmp_path):
-  tiny_config.steps, tiny_config.eval_every, tiny_config.checkpoint_every = 40, 20, 20
+  tiny_config.steps, tiny_config.eval_every, tiny_config.checkpoint_every = 40, 20, 5
   engine.train(tiny_config, tmp_path / 'whole', progress=False)
   engine.train(tiny_config, tmp_path / 'split', stop_after=15, progress=False)  # rounds up to 15 (k=5)
   assert lm_anatomy.restore(tmp_path / 'split').step == 15
@@ -51,7 +51,12 @@ def test_stop_and_resume_is_bitwise_identical(tiny_config, tmp_path):
   for a, b in zip(_leaves(whole.params), _leaves(split.params)):
     np.testing.assert_array_equal(a, b)
   metrics = lambda p: [json.loads(l) for l in (p / 'metrics.jsonl').read_text().splitlines()]
-  assert [r['val_loss'] for r in metrics(tmp_path / 'whole')] == [r['val_loss'] for r in metrics(tmp_path / 'split')]
+  for key in ('val_loss', 'train_loss'):   # train_loss at 20 averages steps 0-19 across the stop at 15
+    assert [r[key] for r in metrics(tmp_path / 'whole')] == [r[key] for r in metrics(tmp_path / 'split')]
+  # tokens/s covers every step since the last evaluation, across the checkpoints in between.
+  first, second = metrics(tmp_path / 'whole')
+  window = second['elapsed_sec'] - first['elapsed_sec']
+  assert second['tokens_per_sec'] == pytest.approx(20 * tiny_config.batch_size * 16 / window, rel=1e-6)
 
 
 def test_same_seed_same_curve(tiny_config, tmp_path):
@@ -119,7 +124,14 @@ def test_restore_without_a_checkpoint_is_a_clear_error(tiny_config, tmp_path):
 
 def test_restore_and_sample_cli(tiny_config, tmp_path, tiny_data):
   tiny_config.steps = 10
-  engine.train(tiny_config, tmp_path / 'run', progress=False)
+  record = engine.train(tiny_config, tmp_path / 'run', progress=False)
+  # `python -m lm_anatomy.evaluate` on a text file: the val split's own text scores the run's val loss.
+  from conftest import TINY_TEXT
+  from lm_anatomy import evaluate
+  (tmp_path / 'val.txt').write_text(TINY_TEXT[int(len(TINY_TEXT) * 0.9):])
+  scored = evaluate.evaluate_file(tmp_path / 'run', tmp_path / 'val.txt')
+  assert scored['count'] == len(TINY_TEXT) - int(len(TINY_TEXT) * 0.9) - 1
+  assert scored['loss'] == pytest.approx(record['val_loss'], rel=1e-6)
   run = lm_anatomy.restore(tmp_path / 'run')
   assert run.step == 10 and run.config.model.n_embd == 16
   logits = run.model.apply({'params': run.params}, run.tokenizer.encode('Speak')[None])

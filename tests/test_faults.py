@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lm_anatomy
-from lm_anatomy import engine
+from lm_anatomy import checkpoint, engine
 from lm_anatomy.data import text
 from conftest import ROOT
 
@@ -56,7 +56,8 @@ def _wait_for_checkpoint(proc, workdir, timeout=120):
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
 def test_preemption_saves_and_exits_cleanly(tiny_data, tmp_path, sig):
-  """Fault: SIGTERM / SIGINT mid-training. Expect exit 0 within 30 s with a checkpoint, then a clean resume."""
+  """Fault: SIGTERM / SIGINT mid-training. Expect, within 30 s, a checkpoint and exit status 128 + signal
+  (so that a scheduler or a sweep sees an unfinished run, as a shell reports a signal), then a clean resume."""
   workdir = tmp_path / 'run'
   proc = subprocess.Popen(_cmd(workdir, steps=100_000), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
@@ -65,10 +66,11 @@ def test_preemption_saves_and_exits_cleanly(tiny_data, tmp_path, sig):
   proc.send_signal(sig)
   out, err = proc.communicate(timeout=30)
   assert time.time() - t0 < 30
-  assert proc.returncode == 0, err
+  assert proc.returncode == 128 + sig, err
   stopped_at = lm_anatomy.restore(workdir).step
   assert 0 < stopped_at < 100_000 and stopped_at % 5 == 0
-  assert 'run the same command to resume' in err
+  assert f'stopped by signal {int(sig)} at step {stopped_at}, with a checkpoint; run the same command to resume' in err
+  assert 'Traceback' not in err
 
 
 def test_kill_9_at_random_moments_then_resume_is_bitwise_exact(tiny_data, tiny_config, tmp_path):
@@ -143,6 +145,15 @@ def test_nonfinite_loss_is_skipped_and_counted(tiny_config, tmp_path, monkeypatc
   record = engine.train(tiny_config, tmp_path / 'run', progress=False)
   assert record['skipped_updates'] == 1
   assert all(np.isfinite(x).all() for x in _leaves(lm_anatomy.restore(tmp_path / 'run').params))
+  # The schedule followed the global step through the skip (it logs and applies schedule(step)); Adam's
+  # own count (bias correction) counts the applied updates only.
+  ckpt = checkpoint.Checkpointer(tmp_path / 'run')
+  try:
+    state = ckpt.restore(None)[0]   # as saved, without a target
+  finally:
+    ckpt.close()
+  counts = [int(x) for p, x in jax.tree_util.tree_leaves_with_path(state['opt_state']) if 'count' in jax.tree_util.keystr(p)]
+  assert sorted(counts) == [tiny_config.steps - 1, tiny_config.steps], counts
   for step in _steps_on_disk(tmp_path / 'run'):
     assert all(np.isfinite(x).all() for x in _leaves(lm_anatomy.restore(tmp_path / 'run', step=step).params))
 
@@ -160,7 +171,6 @@ def test_nonfinite_loss_stops_with_the_step(tiny_config, tmp_path, monkeypatch):
 def test_a_leftover_checkpoint_of_a_recomputed_step_is_replaced(tiny_config, tmp_path, caplog):
   """Fault: a run killed while finishing left a checkpoint of step 20 that its resume did not start
   from. Expect the recomputed step to replace it instead of failing with 'already exists'."""
-  from lm_anatomy import checkpoint
   engine.train(_config_like_cmd(tiny_config, 20), tmp_path / 'run', progress=False)
   run = lm_anatomy.restore(tmp_path / 'run')
   state = {'w': np.full(3, 7.0, np.float32)}

@@ -120,3 +120,27 @@ def test_classify_task_scores_one_output_by_sign():
   assert float(loss_sum) == pytest.approx(0.5 + 3.0)  # the weight-0 row counts for nothing
   assert float(sums['correct']) == 1.0 and float(sums['weight']) == 2.0
   assert task.finalize(jax.device_get(sums), 'val_') == {'val_loss': pytest.approx(1.75), 'val_accuracy': 0.5}
+
+
+@pytest.mark.parametrize('layout', [dict(scan_layers=True), dict(remat=True), dict(scan_layers=True, remat=True)])
+def test_matrix_mask_does_not_count_the_stacked_layer_axis(layout):
+  """Weight decay and L2 see the same matrices whichever layout the blocks are stored in."""
+  from flax.traverse_util import flatten_dict
+  from lm_anatomy.models import layers
+  from lm_anatomy.models.gpt import GPT
+  plain = GPT(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, bias=True)
+  params = jax.device_get(plain.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))['params'])
+  stored = layers.stored_blocks(params, 2, layout.get('scan_layers', False), layout.get('remat', False))
+  shapes = jax.eval_shape(plain.clone(**layout).init, jax.random.key(0), jnp.zeros((1, 8), jnp.int32))['params']
+  assert jax.tree.map(np.shape, stored) == jax.tree.map(lambda s: s.shape, shapes)
+  want = flatten_dict(losses.matrix_mask(params))
+  got = flatten_dict(losses.matrix_mask(stored))
+  if layout.get('scan_layers'):
+    got = {(('h_0',) + k[2:] if k[0] == 'h' else k): v for k, v in got.items()}
+  else:
+    got = {((k[0],) + k[2:] if k[1:2] == ('block',) else k): v for k, v in got.items()}
+  want = {k: v for k, v in want.items() if k in got}
+  assert got == want and sum(want.values()) >= 6
+  assert not want[('h_0', 'ln_1', 'scale')] and not want[('h_0', 'attn', 'c_attn', 'bias')]
+  assert want[('h_0', 'attn', 'c_attn', 'kernel')] and want[('wte', 'embedding')]
+  np.testing.assert_allclose(losses.l2_penalty(stored), losses.l2_penalty(params), rtol=1e-6)

@@ -1,5 +1,6 @@
 """The sweep runner: expansion, command lines, skipping finished points, aggregation."""
 import csv
+import pathlib
 import json
 import subprocess
 import sys
@@ -52,6 +53,23 @@ def test_every_point_is_validated_before_any_runs(tiny_data, tmp_path):
   assert not (tmp_path / 'sw').exists()
 
 
+@pytest.mark.parametrize('in_process', [True, False])
+def test_a_signal_stops_the_whole_sweep(tiny_data, tmp_path, monkeypatch, in_process):
+  """A point stopped by SIGTERM / Ctrl-C (its checkpoint saved) stops the sweep: it is neither 'ran' nor a
+  failure to step past."""
+  from lm_anatomy.errors import Interrupted
+  sw = sweep.expand({'config': TINY, 'overrides': TINY_OVERRIDES, 'points': [{'name': 'a'}, {'name': 'b'}]})
+  started = []
+  def stopped(config, workdir, **kw):
+    started.append(pathlib.Path(workdir).name)
+    raise Interrupted('stopped by signal 15 at step 5, with a checkpoint; run the same command to resume', 15)
+  monkeypatch.setattr(engine, 'train', stopped)
+  monkeypatch.setattr(sweep, '_run_child', lambda cmd: started.append(cmd[-1]) or 128 + 15)
+  with pytest.raises(Interrupted, match='signal 15'):
+    sweep.run(sw, tmp_path / 'sw', in_process=in_process, echo=lambda s: None)
+  assert len(started) == 1
+
+
 def test_tiny_sweep_runs_skips_finished_points_and_aggregates(names_data, tmp_path):
   names = f'{ROOT}/experiments/configs/names.py'
   sw = sweep.expand({'config': f'{names}:bigram', 'overrides': NAMES_OVERRIDES, 'axes': {'optimizer.lr': [0.1]},
@@ -86,6 +104,9 @@ def test_tiny_sweep_runs_skips_finished_points_and_aggregates(names_data, tmp_pa
     sweep.run(changed, out, in_process=True, echo=lines.append)
   assert {p.name: (out / p.name / 'metrics.jsonl').read_text() for p in sw.points} == before
   assert sweep.run(changed, out, dry_run=True, echo=lines.append) == {'bigram,optimizer.lr=0.1': 'printed'}
+  # --aggregate_only (report.write) lists such a point as stale, without the figures of the other settings.
+  stale_row, = report.sweep_rows(changed, out)
+  assert stale_row['status'] == 'stale (optimizer.b2: 0.99 → 0.95)' and 'test_loss' not in stale_row
 
   paths = report.write(sw, out)
   assert sorted(p.name for p in paths) == ['final_test_loss.png', 'loss_curves.png', 'results.csv', 'results.md']

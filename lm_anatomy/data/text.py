@@ -84,7 +84,7 @@ class StreamLM:
       if len(ids) < seq_len + 1:  # one window: seq_len inputs and the token after them
         raise ConfigError(f'model.block_size / data.seq_len ({seq_len}) is larger than the {name} split '
                           f'({len(ids)} tokens; a window needs {seq_len + 1})')
-    if sampling == 'epochs' and len(splits['train']) < 2 * seq_len:
+    if sampling == 'epochs' and 'train' in splits and len(splits['train']) < 2 * seq_len:
       raise ConfigError(f"data.sampling='epochs' needs a train split of at least 2·seq_len = {2 * seq_len} "
                         f"tokens (one window at any offset in [0, seq_len)); it has {len(splits['train'])}")
     self.splits = splits
@@ -99,8 +99,9 @@ class StreamLM:
     self.eval_splits = [s for s in splits if s != 'train']
     # 'epochs': window k of epoch e starts at offset_e + k·T, k < n, and ends (inclusive) at
     # offset_e + k·T + T ≤ (T − 1) + n·T, which stays inside the split when n·T + T ≤ len(train).
-    n_windows = (len(splits[self.train_split]) - seq_len) // seq_len
-    self.epoch_order = EpochOrder(seed, n_windows) if sampling == 'epochs' else None
+    self.epoch_order = None   # (a dataset built to score one file has no train split)
+    if sampling == 'epochs' and self.train_split in splits:
+      self.epoch_order = EpochOrder(seed, (len(splits[self.train_split]) - seq_len) // seq_len)
 
   def tokens_per_example(self) -> int:
     return self.seq_len
