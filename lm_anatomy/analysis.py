@@ -47,6 +47,8 @@ def window_losses(model, params, ids: np.ndarray, positions: np.ndarray, context
                   tokens_per_batch: int = 1 << 16) -> np.ndarray:
   """ℓ_p = −log p(ids[p+1] | ids[p−context+1 … p]) for each p in `positions` (all p ≥ context − 1) → [len(positions)]."""
   positions = np.asarray(positions)
+  if positions.size == 0:
+    return np.zeros(0, np.float32)
   if positions.min() < context - 1 or positions.max() + 1 >= len(ids):
     raise ValueError(f'positions must lie in [{context - 1}, {len(ids) - 2}] for context {context}')
   windows = positions[:, None] + np.arange(1 - context, 1)[None, :]
@@ -143,4 +145,6 @@ def embedding_grad_norms(model, params, windows: np.ndarray, batch_size: int = 3
 
 def decay_per_step(g: np.ndarray, k_max: int) -> float:
   """The geometric mean factor by which g_k shrinks per step over k = 0 … k_max: (g_{k_max} / g_0)^(1/k_max)."""
+  if not 0 < k_max < len(g):
+    raise ValueError(f'k_max must be in [1, {len(g) - 1}] for {len(g)} gradient norms, got {k_max}')
   return float((g[k_max] / g[0]) ** (1.0 / k_max))

@@ -39,6 +39,7 @@ def test_window_losses_see_exactly_c_tokens():
     assert g == pytest.approx(float(losses.cross_entropy(logits, IDS[p + 1])), abs=1e-5)
   with pytest.raises(ValueError, match='positions must lie in'):
     analysis.window_losses(model, params, IDS, np.array([3]), context=10)
+  assert analysis.window_losses(model, params, IDS, np.array([], np.int64), context=10).shape == (0,)
 
 
 def test_embedding_gradients_vanish_outside_the_context():
@@ -50,5 +51,7 @@ def test_embedding_gradients_vanish_outside_the_context():
   g = analysis.embedding_grad_norms(lstm, _init(lstm), windows)
   assert (g > 0).all() and g[15] < g[0]
   assert 0 < analysis.decay_per_step(g, 15) < 1
+  with pytest.raises(ValueError, match=r'k_max must be in \[1, 15\]'):
+    analysis.decay_per_step(g, 0)
   with pytest.raises(ValueError, match='looks up 0 embeddings'):
     analysis.embedding_grad_norms(Bigram(vocab_size=11), _init(Bigram(vocab_size=11)), windows)

@@ -72,6 +72,16 @@ def test_fused_attention_path_matches_einsum(gpt):
   np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_causal_attention_with_fewer_queries_than_keys_agrees_across_impls():
+  """Queries that are the last q_len positions see the same keys as in the full square attention."""
+  from lm_anatomy.models import layers
+  q, k, v = (jax.random.normal(jax.random.key(i), (2, 3, 5, 4)) for i in range(3))
+  full = layers.dot_product_attention(q, k, v, causal=True, impl='einsum')
+  for impl in ('einsum', 'xla'):
+    tail = layers.dot_product_attention(q[:, :, 2:], k, v, causal=True, impl=impl)
+    np.testing.assert_allclose(tail, full[:, :, 2:], atol=1e-5)
+
+
 def test_kv_cache_gives_the_full_forward_logits(gpt):
   model, params = gpt
   x = jax.random.randint(jax.random.key(3), (2, 12), 0, 11)
