@@ -268,6 +268,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if config.batch_size % config.grad_accum_steps:
     raise ConfigError(
         f'batch_size ({config.batch_size}) must be divisible by grad_accum_steps ({config.grad_accum_steps})')
+  if config.task.l2 < 0:
+    raise ConfigError(f'task.l2 must be >= 0 (λ of the penalty λ·½Σθ² over matrices), got {config.task.l2}')
   if config.task.label_smoothing < 0 or config.task.label_smoothing >= 1:
     raise ConfigError(f'task.label_smoothing must be in [0, 1), got {config.task.label_smoothing}')
   block = config.model.get('block_size', 0)

@@ -123,18 +123,30 @@ def plot_decision_boundaries(panels: Sequence[dict], path: str | pathlib.Path, l
   return pathlib.Path(path)
 
 
+def output_boundary(output: dict) -> tuple[np.ndarray, float]:
+  """(w, b) with class 1 where h·w + b > 0, for a binary output layer over hidden vectors h: one score
+  (w = Wᵒ, b = bᵒ) or two (class 1 where score₁ > score₀: w = Wᵒ₁ − Wᵒ₀, b = bᵒ₁ − bᵒ₀)."""
+  kernel, bias = np.asarray(output['kernel']), np.asarray(output['bias'])
+  if kernel.shape[1] == 1:
+    return kernel[:, 0], float(bias[0])
+  if kernel.shape[1] == 2:
+    return kernel[:, 1] - kernel[:, 0], float(bias[1] - bias[0])
+  raise DataError(f'the output layer has {kernel.shape[1]} scores; a boundary is drawn for two classes only')
+
+
 def plot_hidden_representation(clf: Classifier, x: np.ndarray, y: np.ndarray, path: str | pathlib.Path,
                                lo: float = -0.5, hi: float = 1.5):
-  """Where an MLP's first hidden layer h = g(xW¹ + b¹) sends the plane and the points (2 or 3 units).
+  """Where an MLP's last hidden layer hᴸ (the one the output layer reads) sends the plane and the points
+  (2 or 3 units).
 
   Grid points are coloured by the predicted class; in the hidden space the output layer is linear, so
-  its boundary hWᵒ + bᵒ = 0 is a line (2 units) or a plane (3 units), drawn too. Saves a PNG.
+  its boundary (`output_boundary`) is a line (2 units) or a plane (3 units), drawn too. Saves a PNG.
   """
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   hidden = lambda v: np.asarray(clf.run.model.apply({'params': clf.run.params}, jnp.asarray(v, jnp.float32),
-                                                    method='hidden')[0])
+                                                    method='hidden')[-1])
   g1, g2 = np.meshgrid(np.linspace(lo, hi, 60), np.linspace(lo, hi, 60))
   grid = np.stack([g1.ravel(), g2.ravel()], 1).astype(np.float32)
   h_grid, h_pts = hidden(grid), hidden(x)
@@ -142,8 +154,7 @@ def plot_hidden_representation(clf: Classifier, x: np.ndarray, y: np.ndarray, pa
   if width not in (2, 3):
     raise DataError(f'plot_hidden_representation draws 2 or 3 hidden units; this model has {width}')
   pred = clf.predict(grid)
-  out = clf.run.params['output']
-  w, b = np.asarray(out['kernel'])[:, 0], float(np.asarray(out['bias'])[0])
+  w, b = output_boundary(clf.run.params['output'])
   fig = plt.figure(figsize=(5.5, 5))
   ax = fig.add_subplot(projection='3d' if width == 3 else None)
   colors = np.where(pred == 1, '#9ecae1', '#f4a582')

@@ -30,6 +30,7 @@ def test_all_configs_validate():
     (lambda c: c.optimizer.__setattr__('warmup_offset', -1), 'optimizer.warmup_offset'),
     (lambda c: c.data.__setattr__('seq_len', 1000), 'data.seq_len (1000) exceeds model.block_size (256)'),
     (lambda c: c.task.__setattr__('loss', 'hinge'), "task.loss='hinge' applies to task.name='classify'"),
+    (lambda c: c.task.__setattr__('l2', -1.0), 'task.l2 must be >= 0'),
     (lambda c: c.__setattr__('eval_every', 7), 'eval_every (7) must be a multiple of steps_per_dispatch'),
 ])
 def test_bad_config_names_the_key(change, message):

@@ -1,6 +1,7 @@
 """The tutorial toolkit end to end: vector datasets, the XOR story, bag-of-words SST-2, digits, the sweep."""
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -55,6 +56,21 @@ def test_stack_collapses_and_plots_are_written(xor_runs, tmp_path):
   assert path.read_bytes()[:4] == png
   path = tutorial.plot_hidden_representation(xor_runs['mlp'], x, vectors.XOR_LABELS, tmp_path / 'h.png')
   assert path.read_bytes()[:4] == png
+
+
+
+@pytest.mark.parametrize('change', [{'depth': 2}, {'binary_output': False}])
+def test_the_drawn_output_boundary_separates_what_the_model_predicts(tmp_path, change):
+  """In the last hidden layer the output boundary puts each point on the side of its predicted class,
+  for a deeper MLP and for one with two scores too."""
+  config = load_config('xor.py', 'mlp')
+  config.model.update(change)
+  clf = tutorial.Classifier.train(config, tmp_path / 'run')
+  x = np.random.default_rng(0).uniform(-0.5, 1.5, (200, 2)).astype(np.float32)
+  h = np.asarray(clf.run.model.apply({'params': clf.run.params}, jnp.asarray(x), method='hidden')[-1])
+  w, b = tutorial.output_boundary(clf.run.params['output'])
+  np.testing.assert_array_equal((h @ w + b > 0).astype(int), clf.predict(x))
+  assert 0 < clf.predict(x).mean() < 1
 
 
 def _xor_noisy(seed=0, process_index=0, process_count=1):
