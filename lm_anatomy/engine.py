@@ -274,7 +274,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   config_lib.validate(config)
   workdir = pathlib.Path(workdir)
   strategy = parallel.build(config.parallel)
-  strategy.check_batch(config.batch_size)
+  strategy.check_batch(config.batch_size, grad_accum=config.grad_accum_steps)
   if config.eval_batch_size:
     strategy.check_batch(config.eval_batch_size, 'eval_batch_size')
   lead = strategy.process_index == 0
@@ -315,7 +315,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
 
     t0 = time.perf_counter()
     restored = checkpointer.restore(strategy.checkpoint_target(abstract), quarantine=True)
-    start = 0 if restored is None else int(jax.device_get(strategy.checkpoint_view(restored[0]).step))
+    start = 0 if restored is None else int(jax.device_get(restored[0].step))  # as saved: one copy
     if lead:  # only now that the run's state fits this config (restored, or none yet)
       workdir.mkdir(parents=True, exist_ok=True)
       (workdir / 'config.json').write_text(json.dumps(config_lib.to_dict(config), indent=2))
@@ -339,6 +339,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
         state, _ = strategy.init_state(init_fn, init_rng, abstract)
         if config.init_from:  # fine-tuning: pretrained weights replace the fresh ones they share a name with
           from lm_anatomy import hf
+          state = strategy.checkpoint_view(state)  # one copy (pmap replicates over a device axis)
           params = hf.init_params(config.init_from, model, jax.device_get(state.params))
           state = strategy.put_state(state.replace(params=params, opt_state=tx.init(params)), state_sharding)
         meta = {'best_val_loss': None, 'train_seconds': 0.0}

@@ -49,7 +49,8 @@ class MeshStrategy:
     self.process_count = jax.process_count() if mode != 'single' else 1
     self.replicated = NamedSharding(self.mesh, P())
 
-  def check_batch(self, batch_size: int, key: str = 'batch_size') -> None:
+  def check_batch(self, batch_size: int, key: str = 'batch_size', grad_accum: int = 1) -> None:
+    """The batch splits over the devices (micro-batches are cut from the global batch, so any k works)."""
     if batch_size % self.num_devices:
       raise ConfigError(f'{key} ({batch_size}) must be divisible by the device count ({self.num_devices}) '
                         f'in parallel.mode={self.mode!r}')

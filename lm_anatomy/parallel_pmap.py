@@ -3,7 +3,9 @@
 `jit` with NamedSharding (parallel.MeshStrategy) is the main path: `jax.pmap` is in maintenance mode.
 State is replicated with a leading device axis [n_devices, ...]; each device gets batch rows
 [b·B/n, (b+1)·B/n); inside the step, sums (loss, weight, gradients) are `lax.psum`-ed over the axis
-'devices', so the update equals the single-device update on the whole batch. Checkpoints hold one
+'devices', so the update equals the single-device update on the whole batch (with dropout, each device
+draws its own masks from the step's key folded with its index: the same distribution as one device's
+masks, not the same bits). Checkpoints hold one
 copy (device 0's), so they restore under any other mode. Uses no API that JAX 0.10 removed
 (no device_put_replicated / device_put_sharded / PmapSharding).
 """
@@ -46,10 +48,14 @@ class PmapStrategy:
     self.process_count = jax.process_count()
     self.single = jax.sharding.SingleDeviceSharding(self.devices[0])
 
-  def check_batch(self, batch_size: int, key: str = 'batch_size') -> None:
+  def check_batch(self, batch_size: int, key: str = 'batch_size', grad_accum: int = 1) -> None:
+    """The batch splits over the devices, and each device's rows into grad_accum micro-batches."""
     if batch_size % self.num_devices:
       raise ConfigError(f'{key} ({batch_size}) must be divisible by the device count ({self.num_devices}) '
                         "in parallel.mode='pmap'")
+    if (batch_size // self.num_devices) % grad_accum:
+      raise ConfigError(f'{key} ({batch_size}) gives {batch_size // self.num_devices} rows per device, which '
+                        f'grad_accum_steps ({grad_accum}) must divide in parallel.mode=\'pmap\'')
 
   def state_sharding(self, abstract_state):
     return jax.tree.map(lambda _: self.single, abstract_state)
@@ -88,7 +94,9 @@ class PmapStrategy:
     return {k: split(v) for k, v in batch.items()}
 
   def compile_train(self, fn: Callable, state_sharding=None, leading_axes: int = 1):
-    p = jax.pmap(fn, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,), devices=self.devices)
+    def per_device(state, batches, base_rng):  # each device its own dropout key, so masks differ across devices
+      return fn(state, batches, jax.random.fold_in(base_rng, jax.lax.axis_index(AXIS)))
+    p = jax.pmap(per_device, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,), devices=self.devices)
     return _Lowered(p, lambda out: (out[0], jax.tree.map(lambda m: m[0], out[1])))
 
   def compile_eval(self, fn: Callable, params_sharding=None):

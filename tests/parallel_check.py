@@ -68,11 +68,25 @@ def main(out_path):
     result[mode] = {'train_loss': rel_diff(train, base_train), 'val_loss': rel_diff(val, base_val),
                     'records': len(train), **params_diff(root / mode, root / 'single')}
   # Portability: stop at 30 in one layout, resume in the other.
-  for first, second in (('fsdp', 'single'), ('single', 'fsdp')):
+  for first, second in (('fsdp', 'single'), ('single', 'fsdp'), ('pmap', 'pmap')):
     w = root / f'{first}_to_{second}'
     engine.train(config(first), w, stop_after=30, progress=False)
     engine.train(config(second), w, progress=False)
     result[f'{first}_to_{second}'] = params_diff(w, root / 'single')
+  # Fine-tuning from a run (init_from) under pmap equals the same under one device.
+  for mode in ('single', 'pmap'):
+    c = config(mode)
+    c.init_from, c.steps, c.eval_every, c.checkpoint_every = str(root / 'single'), 10, 10, 10
+    engine.train(c, root / f'init_from_{mode}', progress=False)
+  result['init_from_pmap'] = params_diff(root / 'init_from_pmap', root / 'init_from_single')
+  # pmap cuts each device's rows into the micro-batches: 16 rows on 8 devices cannot make 4.
+  bad = config('pmap')
+  bad.grad_accum_steps = 4
+  try:
+    engine.train(bad, root / 'bad_accum', progress=False)
+    result['bad_accum_error'] = None
+  except ConfigError as e:
+    result['bad_accum_error'] = str(e)
   # A global batch that 8 devices cannot split is a config error, raised before anything compiles.
   bad = config('data')
   bad.batch_size = 12

@@ -27,7 +27,7 @@ def test_mode_matches_single_device(parallel_results, mode):
   assert r['params'] < 1e-5 and r['params_abs'] < 1e-6, r
 
 
-@pytest.mark.parametrize('move', ['fsdp_to_single', 'single_to_fsdp'])
+@pytest.mark.parametrize('move', ['fsdp_to_single', 'single_to_fsdp', 'pmap_to_pmap', 'init_from_pmap'])
 def test_checkpoints_move_between_layouts(parallel_results, move):
   r = parallel_results[move]
   assert r['params'] < 1e-5 and r['params_abs'] < 1e-6, r
@@ -41,3 +41,8 @@ def test_batch_not_divisible_by_the_device_count_is_a_config_error(parallel_resu
   assert parallel_results['bad_batch_error'] == ("batch_size (12) must be divisible by the device count (8) "
                                                  "in parallel.mode='data'")
   assert not parallel_results['bad_batch_workdir_made']
+
+
+def test_pmap_needs_grad_accum_to_divide_each_devices_rows(parallel_results):
+  assert parallel_results['bad_accum_error'] == (
+      "batch_size (16) gives 2 rows per device, which grad_accum_steps (4) must divide in parallel.mode='pmap'")
