@@ -53,6 +53,15 @@ def curve(workdir):
   return [r['train_loss'] for r in records], [r['val_loss'] for r in records]
 
 
+def config_error(c, workdir) -> str | None:
+  """The ConfigError message that training `c` raises, or None if it trains."""
+  try:
+    engine.train(c, workdir, progress=False)
+  except ConfigError as e:
+    return str(e)
+  return None
+
+
 def main(out_path):
   assert jax.device_count() == 8, jax.devices()
   root = pathlib.Path(tempfile.mkdtemp())
@@ -82,19 +91,11 @@ def main(out_path):
   # pmap cuts each device's rows into the micro-batches: 16 rows on 8 devices cannot make 4.
   bad = config('pmap')
   bad.grad_accum_steps = 4
-  try:
-    engine.train(bad, root / 'bad_accum', progress=False)
-    result['bad_accum_error'] = None
-  except ConfigError as e:
-    result['bad_accum_error'] = str(e)
+  result['bad_accum_error'] = config_error(bad, root / 'bad_accum')
   # A global batch that 8 devices cannot split is a config error, raised before anything compiles.
   bad = config('data')
   bad.batch_size = 12
-  try:
-    engine.train(bad, root / 'bad_batch', progress=False)
-    result['bad_batch_error'] = None
-  except ConfigError as e:
-    result['bad_batch_error'] = str(e)
+  result['bad_batch_error'] = config_error(bad, root / 'bad_batch')
   result['bad_batch_workdir_made'] = (root / 'bad_batch').exists()
   fsdp_state = lm_anatomy.restore(root / 'fsdp')  # an 8-device fsdp run, restored on one device
   result['fsdp_restored_on'] = len(jax.tree.leaves(fsdp_state.params)[0].devices())
