@@ -370,9 +370,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
 
     last = {}
     # Training losses since the last evaluation (kept in checkpoints, so that a resumed run reports the
-    # same train_loss); steps and seconds since the last evaluation (tokens/s); seconds not yet in meta.
+    # same train_loss); steps and seconds since the last evaluation (tokens/s).
     train_losses: list[float] = list(meta.pop('train_losses_since_eval', []))
-    window_steps, window_time, unsaved_time = 0, 0.0, 0.0
+    window_steps, window_time = 0, 0.0
     if progress and lead:
       from tqdm.auto import tqdm
       bar = tqdm(total=end, initial=start, unit='step', dynamic_ncols=True, desc=workdir.name)
@@ -388,7 +388,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
         pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
         metrics = jax.device_get(metrics)
         dt = time.perf_counter() - t0
-        window_steps, window_time, unsaved_time = window_steps + n, window_time + dt, unsaved_time + dt
+        window_steps, window_time = window_steps + n, window_time + dt
+        meta['train_seconds'] = meta.get('train_seconds', 0.0) + dt
         if not metrics['finite'].all():
           bad = step + int(np.argmin(metrics['finite']))
           if config.on_nonfinite == 'stop':
@@ -409,14 +410,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           record.setdefault('train_loss', float(np.mean(train_losses)) if train_losses else float('nan'))
           record.update(tokens_per_sec=tokens_per_step * window_steps / max(window_time, 1e-9),
                         lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state).skipped)),
-                        elapsed_sec=meta.get('train_seconds', 0.0) + unsaved_time,
+                        elapsed_sec=meta['train_seconds'],
                         compile_sec=train_chunk.seconds + eval_fn.seconds, startup_sec=startup_time)
           if math.isfinite(flops_per_token * peak_flops):
             record['mfu'] = flops_per_token * record['tokens_per_sec'] / peak_flops
           train_losses = []
           window_steps, window_time = 0, 0.0
-          meta['train_seconds'] = meta.get('train_seconds', 0.0) + unsaved_time
-          unsaved_time = 0.0
           writer.write(record)
           last = record
           val = record.get(f'{primary}_loss')
@@ -427,8 +426,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
             bar.write(f'step {step}: ' + ', '.join(f'{k} {v:.4f}' for k, v in record.items()
                                                    if k.endswith(('_loss', '_accuracy')) and isinstance(v, float)))
         if step % config.checkpoint_every == 0 or step == end or stop_flag.signal is not None:
-          meta['train_seconds'] = meta.get('train_seconds', 0.0) + unsaved_time
-          unsaved_time = 0.0
           checkpointer.save(step, strategy.checkpoint_view(state), dict(meta, train_losses_since_eval=train_losses))
         if stop_flag.signal is not None:
           interrupted = Interrupted(f'stopped by signal {stop_flag.signal} at step {step}, with a checkpoint; run the '

@@ -31,6 +31,7 @@ import ml_collections
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
+from lm_anatomy import checkpoint
 from lm_anatomy import config as config_lib
 from lm_anatomy import models
 from lm_anatomy.api import Pretrained
@@ -171,7 +172,6 @@ def _load(source) -> tuple[dict, dict]:
   path = resolve(source)
   if is_run(path):
     from lm_anatomy.api import restore
-    from lm_anatomy import checkpoint
     run = restore(path, best=checkpoint.has_checkpoint(path, best=True))
     fields = {f.name: getattr(run.model, f.name) for f in dataclasses.fields(run.model)
               if f.name not in ('parent', 'name')} | {'name': run.config.model.name}

@@ -4,8 +4,6 @@ Notation: z are logits [..., classes], y integer labels [...], w weights [...].
 """
 from __future__ import annotations
 
-import re
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -30,21 +28,10 @@ def weighted_sums(per_example, weights):
   return jnp.sum(per_example * weights), jnp.sum(weights)
 
 
-def matrix_mask(params):
-  """True for each weight that is a matrix of the model's function (ndim ≥ 2: kernels, embeddings), False
-  for biases and gains. Blocks that `layers.apply_blocks(scan=True)` stacks, a top-level `{prefix}/block`
-  (`{prefix}_i/block` is remat's unstacked layout), carry a leading layer axis that is not counted."""
-  def is_matrix(path, p):
-    top = str(getattr(path[0], 'key', '')) if path else ''
-    stacked = (len(path) > 1 and str(getattr(path[1], 'key', '')) == 'block' and set(params[top]) == {'block'}
-               and not re.search(r'_\d+$', top))
-    return p.ndim - int(stacked) >= 2
-  return jax.tree_util.tree_map_with_path(is_matrix, params)
-
-
 def l2_penalty(params) -> jax.Array:
-  """R(θ) = ½ Σ θ² over matrices (`matrix_mask`); biases and gains are not penalised."""
-  mask = matrix_mask(params)
+  """R(θ) = ½ Σ θ² over matrices (`layers.matrix_mask`); biases and gains are not penalised."""
+  from lm_anatomy.models import layers
+  mask = layers.matrix_mask(params)
   return 0.5 * sum(jnp.sum(jnp.square(p.astype(jnp.float32)))
                    for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)) if m)
 

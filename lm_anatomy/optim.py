@@ -8,7 +8,7 @@ Schedules (s = step, η = lr, η_min = min_lr, W = warmup_steps, S = decay_steps
   wsd           η_s = η until D = S − ⌊f·(S−W)⌋, then η + (η_min − η)(s−D)/(S−D)    f = decay_fraction
                 (warmup–stable–decay: a constant rate, annealed linearly over the last fraction f)
   constant      η_s = η
-Weight decay applies to matrices only (`losses.matrix_mask`: kernels and embeddings). With adamw it is
+Weight decay applies to matrices only (`layers.matrix_mask`: kernels and embeddings). With adamw it is
 decoupled, θ ← θ − η·λ·θ beside the Adam step; with sgd, momentum and adam it is added to the gradient,
 g + λθ, as PyTorch's weight_decay for those optimisers (for adam that is an L2 penalty that passes through
 Adam's normalisation).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import optax
 
-from lm_anatomy import losses
+from lm_anatomy.models import layers
 
 
 def schedule(opt, steps: int) -> optax.Schedule:
@@ -40,7 +40,7 @@ def schedule(opt, steps: int) -> optax.Schedule:
 
 
 def decay_mask(params):
-  return losses.matrix_mask(params)
+  return layers.matrix_mask(params)
 
 
 def build(opt, steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:

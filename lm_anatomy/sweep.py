@@ -261,24 +261,24 @@ def run(sweep: Sweep, workdir: str | pathlib.Path, *, dry_run: bool = False, in_
       continue
     echo(f'[{i + 1}/{len(points)}] {point.name}: {shlex.join(cmd)}')
     start = time.perf_counter()
-    if in_process:
-      from lm_anatomy import engine
-      try:
-        engine.train(configs[point.name], workdir / point.name, progress=False)
-        outcome[point.name] = 'ran'
-      except Interrupted:  # a signal stops the sweep, not just this point
-        _add_wall_time(workdir / point.name, time.perf_counter() - start, cmd)
-        raise
-      except Exception as e:  # a failed point does not stop the sweep
-        outcome[point.name] = f'failed: {type(e).__name__}: {e}'
-    else:
-      rc = _run_child([sys.executable] + cmd[1:])
-      outcome[point.name] = 'ran' if rc == 0 else f'failed: exit status {rc}'
-      if rc - 128 in (signal.SIGINT, signal.SIGTERM):  # the point was stopped by a signal: so is the sweep
-        _add_wall_time(workdir / point.name, time.perf_counter() - start, cmd)
-        raise Interrupted(f'{point.name} stopped by signal {rc - 128}, with a checkpoint; run the sweep again '
-                          'to resume it', rc - 128)
-    _add_wall_time(workdir / point.name, time.perf_counter() - start, cmd)
+    try:  # a point stopped by a signal (Interrupted) stops the sweep; its wall time counts either way
+      if in_process:
+        from lm_anatomy import engine
+        try:
+          engine.train(configs[point.name], workdir / point.name, progress=False)
+          outcome[point.name] = 'ran'
+        except Interrupted:
+          raise
+        except Exception as e:  # a failed point does not stop the sweep
+          outcome[point.name] = f'failed: {type(e).__name__}: {e}'
+      else:
+        rc = _run_child([sys.executable] + cmd[1:])
+        outcome[point.name] = 'ran' if rc == 0 else f'failed: exit status {rc}'
+        if rc - 128 in (signal.SIGINT, signal.SIGTERM):
+          raise Interrupted(f'{point.name} stopped by signal {rc - 128}, with a checkpoint; run the sweep again '
+                            'to resume it', rc - 128)
+    finally:
+      _add_wall_time(workdir / point.name, time.perf_counter() - start, cmd)
     if outcome[point.name].startswith('failed'):
       echo(f'[{i + 1}/{len(points)}] {point.name}: {outcome[point.name]}')
   return outcome

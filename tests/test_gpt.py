@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lm_anatomy import generate
+from lm_anatomy.models import layers
 from lm_anatomy.models.gpt import GPT
 
 
@@ -74,7 +75,6 @@ def test_fused_attention_path_matches_einsum(gpt):
 
 def test_causal_attention_with_fewer_queries_than_keys_agrees_across_impls():
   """Queries that are the last q_len positions see the same keys as in the full square attention."""
-  from lm_anatomy.models import layers
   q, k, v = (jax.random.normal(jax.random.key(i), (2, 3, 5, 4)) for i in range(3))
   full = layers.dot_product_attention(q, k, v, causal=True, impl='einsum')
   for impl in ('einsum', 'xla'):
@@ -154,15 +154,13 @@ def test_scanned_and_rematerialised_layers_compute_the_same_function(gpt):
   model, params = gpt
   x = jax.random.randint(jax.random.key(4), (2, 12), 0, 11)
   scanned = model.clone(scan_layers=True)
-  stacked = dict(params)
-  blocks = [stacked.pop(f'h_{i}') for i in range(model.n_layer)]
-  stacked['h'] = {'block': jax.tree.map(lambda *xs: jnp.stack(xs), *blocks)}
+  stacked = layers.stored_blocks(params, model.n_layer, scan=True, remat=False)
   init_tree = jax.eval_shape(scanned.init, jax.random.key(0), x)['params']
   assert jax.tree.structure(init_tree) == jax.tree.structure(stacked)
   ref = apply(model, params, x)
   np.testing.assert_allclose(apply(scanned, stacked, x), ref, atol=1e-5)
   remat = model.clone(remat=True)
-  remat_params = {k: ({'block': v} if k.startswith('h_') else v) for k, v in params.items()}
+  remat_params = layers.stored_blocks(params, model.n_layer, scan=False, remat=True)
   np.testing.assert_allclose(apply(remat, remat_params, x), ref, atol=1e-5)
   loss = lambda m, p: jnp.mean(m.apply({'params': p}, x) ** 2)
   g_ref = jax.jit(jax.grad(functools.partial(loss, model)))(params)

@@ -133,8 +133,8 @@ def test_matrix_mask_does_not_count_the_stacked_layer_axis(layout):
   stored = layers.stored_blocks(params, 2, layout.get('scan_layers', False), layout.get('remat', False))
   shapes = jax.eval_shape(plain.clone(**layout).init, jax.random.key(0), jnp.zeros((1, 8), jnp.int32))['params']
   assert jax.tree.map(np.shape, stored) == jax.tree.map(lambda s: s.shape, shapes)
-  want = flatten_dict(losses.matrix_mask(params))
-  got = flatten_dict(losses.matrix_mask(stored))
+  want = flatten_dict(layers.matrix_mask(params))
+  got = flatten_dict(layers.matrix_mask(stored))
   if layout.get('scan_layers'):
     got = {(('h_0',) + k[2:] if k[0] == 'h' else k): v for k, v in got.items()}
   else:

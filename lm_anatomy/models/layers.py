@@ -13,6 +13,7 @@ plain matrix products (measurably faster than a batched dot_general at small siz
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -258,12 +259,29 @@ def apply_blocks(module: nn.Module, x, n_layer: int, block: dict, *, train: bool
   return x
 
 
+def _is_stacked(params: dict, key: str) -> bool:
+  """Whether params[key] holds blocks that `apply_blocks(scan=True)` stacked along a leading layer axis:
+  a `{prefix}/block` (remat's unstacked `{prefix}_i/block` ends in a layer index)."""
+  entry = params.get(key)
+  return isinstance(entry, dict) and set(entry) == {'block'} and not re.search(r'_\d+$', key)
+
+
+def matrix_mask(params: dict):
+  """True for each weight that is a matrix of the model's function (ndim ≥ 2: kernels, embeddings), False
+  for biases and gains; the layer axis of scan-stacked blocks is not counted. Weight decay and the L2
+  penalty use it."""
+  def is_matrix(path, p):
+    stacked = len(path) > 1 and _is_stacked(params, str(getattr(path[0], 'key', '')))
+    return p.ndim - int(stacked) >= 2
+  return jax.tree_util.tree_map_with_path(is_matrix, params)
+
+
 def unrolled_blocks(params: dict, n_layer: int, prefix: str = 'h') -> dict:
   """`params` with its blocks as `{prefix}_0 … {prefix}_{L-1}`, whichever layout `apply_blocks` stored
   them in (scan: one `{prefix}/block` stacked [L, ...]; remat: `{prefix}_i/block`). Other entries pass
   through; a tree that is already unrolled comes back as it is."""
   out = dict(params)
-  if isinstance(out.get(prefix), dict) and set(out[prefix]) == {'block'}:
+  if _is_stacked(out, prefix):
     stacked = out.pop(prefix)['block']
     for i in range(n_layer):
       out[f'{prefix}_{i}'] = jax.tree.map(lambda x: x[i], stacked)
