@@ -326,7 +326,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     pending = chunk_batches(start) if start < end else None
     # XLA compiles on one core: compile the first train chunk and the eval step in the background, from
     # shapes alone, while this thread creates (or places) the state.
-    shaped = ckpt_lib.abstract_like(abstract, state_sharding)
+    shaped = strategy.placed_abstract(abstract, state_sharding)
     with futures.ThreadPoolExecutor(2) as pool:
       background = []
       if pending is not None:

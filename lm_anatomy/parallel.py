@@ -93,6 +93,11 @@ class MeshStrategy:
     from lm_anatomy.checkpoint import abstract_like
     return abstract_like(abstract_state, self.state_sharding(abstract_state))
 
+  def placed_abstract(self, abstract_state, sharding):
+    """Shapes, dtypes and shardings of the state as the compiled steps take it."""
+    from lm_anatomy.checkpoint import abstract_like
+    return abstract_like(abstract_state, sharding)
+
   @staticmethod
   def place_restored(state):
     return state

@@ -22,16 +22,17 @@ AXIS = 'devices'
 
 
 class _Lowered:
-  """Gives a pmapped function the engine's `.lower(...).compile()` interface."""
+  """A pmapped function, its lowering or its executable, with the engine's `.lower(...).compile()`
+  interface; `post` maps the outputs. Compiling ahead of time lets the engine time the compile."""
 
   def __init__(self, fn: Callable, post: Callable):
     self.fn, self.post = fn, post
 
   def lower(self, *args):
-    return self
+    return _Lowered(self.fn.lower(*args), self.post)
 
   def compile(self):
-    return self
+    return _Lowered(self.fn.compile(), self.post)
 
   def __call__(self, *args):
     return self.post(self.fn(*args))
@@ -74,6 +75,10 @@ class PmapStrategy:
   def checkpoint_target(self, abstract_state):
     from lm_anatomy.checkpoint import abstract_like
     return abstract_like(abstract_state, self.state_sharding(abstract_state))
+
+  def placed_abstract(self, abstract_state, sharding=None):
+    """Shapes and dtypes of the replicated state: [n_local_devices, ...]."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct((self.local_count, *x.shape), x.dtype), abstract_state)
 
   def place_restored(self, state):
     return self.replicate(state)

@@ -48,9 +48,12 @@ def params_diff(w1, w2) -> dict:
   return {'params': max(rel), 'params_abs': max(abs_)}
 
 
+def records(workdir):
+  return [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
 def curve(workdir):
-  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  return [r['train_loss'] for r in records], [r['val_loss'] for r in records]
+  return [r['train_loss'] for r in records(workdir)], [r['val_loss'] for r in records(workdir)]
 
 
 def config_error(c, workdir) -> str | None:
@@ -76,6 +79,7 @@ def main(out_path):
     train, val = curve(root / mode)
     result[mode] = {'train_loss': rel_diff(train, base_train), 'val_loss': rel_diff(val, base_val),
                     'records': len(train), **params_diff(root / mode, root / 'single')}
+  result['compile_sec'] = {mode: records(root / mode)[0]['compile_sec'] for mode in ('single', 'pmap', 'data', 'fsdp')}
   # Portability: stop at 30 in one layout, resume in the other.
   for first, second in (('fsdp', 'single'), ('single', 'fsdp'), ('pmap', 'pmap')):
     w = root / f'{first}_to_{second}'
