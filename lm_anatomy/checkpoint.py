@@ -8,6 +8,7 @@ If the newest checkpoint cannot be read, the previous one is tried, with a warni
 from __future__ import annotations
 
 import logging
+import operator
 import pathlib
 import shutil
 import time
@@ -73,6 +74,17 @@ class Checkpointer:
     self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                    metrics={'val_loss': float(val_loss)}, force=True)
 
+  def drop_best_after(self, step: int) -> bool:
+    """Deletes best checkpoints newer than `step`, where the run (re)starts: they come from a stretch of
+    the run that is being redone (its later checkpoints were damaged or deleted). Returns whether a best
+    checkpoint remains."""
+    self.best.wait_until_finished()
+    for s in self.best.all_steps():
+      if s > step:
+        log.warning('deleting the best checkpoint at step %d: training restarts from step %d', s, step)
+        self.best.delete(s)
+    return bool(self.best.all_steps())
+
   def wait(self) -> None:
     self.latest.wait_until_finished()
     self.best.wait_until_finished()
@@ -91,6 +103,10 @@ class Checkpointer:
     mngr.wait_until_finished()
     steps = sorted(mngr.all_steps(), reverse=True)
     if step is not None:
+      try:
+        step = operator.index(step)
+      except TypeError:
+        raise CheckpointError(f'step must be an integer, got {step!r}') from None
       if step not in steps:
         raise CheckpointError(f'no checkpoint at step {step}; available: {sorted(steps)}')
       steps = [step]
@@ -99,7 +115,7 @@ class Checkpointer:
       if mismatched:  # found before any array is read, so Orbax leaves no reads half done
         raise CheckpointError(f'checkpoint at step {s} does not fit this model: {"; ".join(mismatched[:3])}'
                               f'{f" (and {len(mismatched) - 3} more)" if len(mismatched) > 3 else ""}. '
-                              'Was the model or data config changed since it was saved?')
+                              'Was the model, data or optimizer config changed since it was saved?')
       try:
         out = mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                                                       meta=ocp.args.JsonRestore()))
@@ -107,7 +123,7 @@ class Checkpointer:
       except (ValueError, KeyError, TypeError) as e:
         if _is_mismatch(e):
           raise CheckpointError(f'checkpoint at step {s} does not fit this model: {_short(e)}. '
-                                'Was the model config changed since it was saved?') from None
+                                'Was the model, data or optimizer config changed since it was saved?') from None
         if step is not None:
           raise
         log.warning('checkpoint at step %d could not be restored (%s); trying the previous one', s, _short(e))

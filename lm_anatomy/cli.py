@@ -49,7 +49,10 @@ def _override_error(e: Exception) -> str:
   key, _, hint = str(text).partition('\n')
   key = key.strip('"\'')
   given = [a.split('=')[0] for a in sys.argv[1:] if a.startswith('--config.')]
-  named = [g for g in given if g.split('.')[-1] == key] or given
+  if isinstance(e, TypeError):  # config_flags indexed into a value as if it were a section
+    nested = [g for g in given if g.count('.') >= 2] or given
+    return f'an override names a key inside a value that is not a section ({e}), in {", ".join(nested)}'
+  named = [g for g in given if key in g.split('.')[1:]] or given
   return (f'unknown config key {key!r} in {", ".join(named)}. {hint + " " if hint else ""}The model section '
           "takes the model's fields (see its module); lm_anatomy/config.py lists the other keys")
 
@@ -78,7 +81,7 @@ def run(main: Callable[[list[str]], None]) -> None:
       sys.exit(2)
   try:
     app.run(wrapped)
-  except (AttributeError, KeyError) as e:  # raised by config_flags while applying an override
+  except (AttributeError, KeyError, TypeError) as e:  # raised by config_flags while applying an override
     if started:
       raise
     print(f'error: {_override_error(e)}', file=sys.stderr)

@@ -7,8 +7,9 @@ An experiment file calls `base()` and changes what it needs:
       config.model.n_layer = 4
       return config
 
-`validate(config)` runs before anything compiles. Unknown keys, wrong types, bad sizes and unknown
-names get a `ConfigError` that names the key and, where there is a list, the allowed values.
+`validate(config)` runs before anything compiles. Unknown or missing keys, wrong types, bad sizes,
+unknown names, and a corpus, task and model that do not fit together get a `ConfigError` that names the
+key and, where there is a list, the allowed values.
 Keys of `config.model` are the fields of the chosen model's Flax module (minus those that come
 from the data, such as `vocab_size`), so a model's dataclass is its schema.
 """
@@ -122,7 +123,12 @@ def _type_ok(value: Any, default: Any) -> bool:
   return isinstance(value, type(default))
 
 
-def _check_section(values: dict, schema: dict, where: str) -> None:
+def _check_section(values: dict, schema: dict, where: str, complete: bool = True) -> None:
+  """Unknown keys, wrong types, non-finite floats; with `complete`, also keys the section lacks."""
+  missing = sorted(set(schema) - set(values)) if complete else []
+  if missing:
+    raise ConfigError(f'config key {where + missing[0]!r} is missing{f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""}; '
+                      'start experiment configs from lm_anatomy.config.base()')
   for key, value in values.items():
     path = f'{where}{key}'
     if key not in schema:
@@ -202,8 +208,10 @@ def to_dict(config) -> dict:
   return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
 
 
-def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Checks keys, types, sizes and names; returns the config. Raises ConfigError naming the key."""
+def validate(config: ml_collections.ConfigDict, training: bool = True) -> ml_collections.ConfigDict:
+  """Checks keys, types, sizes and names; returns the config. Raises ConfigError naming the key.
+  `training=False` (a model loaded outside any run, `hf.from_pretrained`) skips whether the corpus, the
+  task and the model fit together."""
   from lm_anatomy import registry
   import lm_anatomy.data  # noqa: F401  (registers corpora)
   import lm_anatomy.models  # noqa: F401  (registers models)
@@ -225,7 +233,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise ConfigError(f'config key model.{key} comes from the data; set it through the data section')
   if 'dtype' in model_values:
     raise ConfigError("set the compute dtype with the top-level key 'dtype', not 'model.dtype'")
-  _check_section(model_values, {k: v for k, v in mschema.items() if k != 'dtype'}, 'model.')
+  _check_section(model_values, {k: v for k, v in mschema.items() if k != 'dtype'}, 'model.', complete=False)
 
   _positive(config, 'steps', 'batch_size', 'eval_every', 'checkpoint_every', 'keep_checkpoints',
             'steps_per_dispatch', 'grad_accum_steps')
@@ -246,10 +254,18 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                       f"{config.task.name} always trains with cross-entropy")
   if not 0.0 < config.data.train_fraction < 1.0:
     raise ConfigError(f'data.train_fraction must be in (0, 1), got {config.data.train_fraction}')
-  if config.optimizer.lr <= 0:
-    raise ConfigError(f'optimizer.lr must be > 0, got {config.optimizer.lr}')
-  if config.optimizer.warmup_steps < 0 or config.optimizer.min_lr < 0 or config.optimizer.warmup_offset < 0:
-    raise ConfigError('optimizer.warmup_steps, optimizer.warmup_offset and optimizer.min_lr must be >= 0')
+  if not 0 <= config.seed < 2**32:
+    raise ConfigError(f'seed must be in [0, 2**32) (JAX keys hold 32 bits), got {config.seed}')
+  o = config.optimizer
+  _positive(config, 'optimizer.lr', 'optimizer.eps')
+  for key in ('warmup_steps', 'warmup_offset', 'decay_steps', 'min_lr', 'weight_decay', 'momentum', 'grad_clip'):
+    if o[key] < 0:
+      raise ConfigError(f'config key optimizer.{key} must be >= 0, got {o[key]!r}')
+  for key in ('b1', 'b2'):
+    if not 0 <= o[key] < 1:
+      raise ConfigError(f'config key optimizer.{key} must be in [0, 1), got {o[key]!r}')
+  if 'layer_norm_eps' in config.model and not config.model.layer_norm_eps > 0:
+    raise ConfigError(f'config key model.layer_norm_eps must be > 0, got {config.model.layer_norm_eps!r}')
   if config.data.group_by_length < 0:
     raise ConfigError(f'data.group_by_length must be >= 0, got {config.data.group_by_length}')
   if config.data.holdout < 0:
@@ -279,7 +295,28 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   check = getattr(model_cls, 'check_config', None)
   if check is not None:
     check(config.model)
+  if training:
+    _check_fit(config, model_cls)
   return config
+
+
+def _check_fit(config, model_cls) -> None:
+  """The corpus, the task and the model must fit together: the corpus's batches serve the task, the model
+  serves the task and reads what the corpus gives (token ids or vectors)."""
+  from lm_anatomy import registry
+  corpus = registry.CORPORA.get(config.data.corpus, 'data.corpus')
+  task, model = config.task.name, config.model.name
+  if task not in corpus.tasks:
+    raise ConfigError(f'data.corpus={corpus.name!r} gives batches for task.name in {list(corpus.tasks)}, '
+                      f'not {task!r}')
+  if task not in model_cls.tasks:
+    raise ConfigError(f'model.name={model!r} serves task.name in {list(model_cls.tasks)}, not {task!r}')
+  if model_cls.inputs != corpus.inputs:
+    raise ConfigError(f'model.name={model!r} reads {model_cls.inputs}, but data.corpus={corpus.name!r} gives '
+                      f'{corpus.inputs}')
+  check = getattr(model_cls, 'check_run', None)
+  if check is not None:
+    check(config)
 
 
 def model_kwargs(config, model_cls, info: dict) -> dict:

@@ -37,7 +37,7 @@ from lm_anatomy import config as config_lib
 from lm_anatomy import data as data_lib
 from lm_anatomy import models, optim, parallel, tasks
 from lm_anatomy.data import tokenizers
-from lm_anatomy.errors import CheckpointError, Interrupted, LmAnatomyError
+from lm_anatomy.errors import CheckpointError, ConfigError, Interrupted, LmAnatomyError
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +194,9 @@ class MetricWriter:
     if not enabled:
       return
     if self.path.exists():  # keep records up to the checkpoint we resume from; drop a line cut by a crash
-      keep = []
-      for line in self.path.read_text().splitlines():
-        try:
-          if json.loads(line).get('step', 0) <= resume_step:
-            keep.append(line)
-        except json.JSONDecodeError:
-          pass
-      self.path.write_text(''.join(l + '\n' for l in keep))
+      from lm_anatomy.sweep import records
+      keep = [r for r in records(workdir) if r.get('step', 0) <= resume_step]
+      self.path.write_text(''.join(json.dumps(r) + '\n' for r in keep))
     self.tb = _summary_writer_class()(str(workdir / 'tensorboard'), flush_secs=30)
 
   def write(self, record: dict) -> None:
@@ -273,6 +268,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   """Trains (or resumes) the run in `workdir`. Returns the last evaluation's metrics."""
   config_lib.validate(config)
   workdir = pathlib.Path(workdir)
+  if stop_after is not None and stop_after < 1:
+    raise ConfigError(f'stop_after must be >= 1, got {stop_after}')
+  existing = next(p for p in (workdir, *workdir.absolute().parents) if p.exists())
+  if not existing.is_dir():
+    raise ConfigError(f'workdir {str(workdir)!r} cannot be a folder: {str(existing)!r} is a file')
   strategy = parallel.build(config.parallel)
   strategy.check_batch(config.batch_size, grad_accum=config.grad_accum_steps)
   if config.eval_batch_size:
@@ -290,7 +290,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     if end != stop_after:
       log.info('stop_after=%d rounded up to %d, a multiple of steps_per_dispatch', stop_after, end)
 
-  example = {k: v[:1] for k, v in dataset.example_batch(config.batch_size // strategy.process_count).items()}
+  example = {k: v[:1] for k, v in dataset.example_batch(config.batch_size).items()}  # global size: it cuts this process's rows
   _check_resume(workdir, config, dataset.tokenizer)
 
   base_rng = jax.random.key(config.seed)
@@ -316,6 +316,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     t0 = time.perf_counter()
     restored = checkpointer.restore(strategy.checkpoint_target(abstract), quarantine=True)
     start = 0 if restored is None else int(jax.device_get(restored[0].step))  # as saved: one copy
+    best_kept = checkpointer.drop_best_after(start)
     if lead:  # only now that the run's state fits this config (restored, or none yet)
       workdir.mkdir(parents=True, exist_ok=True)
       (workdir / 'config.json').write_text(json.dumps(config_lib.to_dict(config), indent=2))
@@ -346,6 +347,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
       else:
         state, meta, _ = restored
         state = strategy.place_restored(state)
+        if not best_kept:  # the best so far was saved after `start` and dropped: the next evaluation saves one
+          meta['best_val_loss'] = None
       for f in background:
         f.result()
     startup_time = time.perf_counter() - t0

@@ -136,7 +136,7 @@ def from_pretrained(source: str | pathlib.Path) -> Pretrained:
   tokenizer = hf_tokenizers.load(path) if _has_tokenizer(path) else None
   if tokenizer is not None:
     config.data.tokenizer = tokenizer.kind
-  config_lib.validate(config)
+  config_lib.validate(config, training=False)  # a model, not yet a run: no corpus or task to fit
   model = models.build(config, info)
   return Pretrained(config=config, model=model, params=jax.tree.map(jnp.asarray, params), tokenizer=tokenizer,
                     info=info)

@@ -8,6 +8,8 @@ Schedules (s = step, η = lr, η_min = min_lr, W = warmup_steps, S = decay_steps
   wsd           η_s = η until D = S − ⌊f·(S−W)⌋, then η + (η_min − η)(s−D)/(S−D)    f = decay_fraction
                 (warmup–stable–decay: a constant rate, annealed linearly over the last fraction f)
   constant      η_s = η
+After the decay (s ≥ S) the rate stays at η_min. W is not cut to S: with W ≥ S the run ends inside the
+warmup, as in nanoGPT.
 Weight decay applies to matrices only (`layers.matrix_mask`: kernels and embeddings). With adamw it is
 decoupled, θ ← θ − η·λ·θ beside the Adam step; with sgd, momentum and adam it is added to the gradient,
 g + λθ, as PyTorch's weight_decay for those optimisers (for adam that is an L2 penalty that passes through
@@ -23,7 +25,7 @@ from lm_anatomy.models import layers
 
 def schedule(opt, steps: int) -> optax.Schedule:
   decay_steps = opt.decay_steps or steps
-  warmup = min(opt.warmup_steps, decay_steps)
+  warmup = opt.warmup_steps   # W ≥ S: the run ends inside the warmup, as nanoGPT's get_lr
   start = opt.lr * opt.warmup_offset / (warmup + opt.warmup_offset) if warmup else 0.0
   if opt.schedule == 'cosine':
     return optax.warmup_cosine_decay_schedule(start, opt.lr, warmup, max(decay_steps, warmup + 1), opt.min_lr)
@@ -31,8 +33,9 @@ def schedule(opt, steps: int) -> optax.Schedule:
     return optax.join_schedules([optax.linear_schedule(start, opt.lr, warmup),
                                  optax.linear_schedule(opt.lr, opt.min_lr, max(decay_steps - warmup, 1))], [warmup])
   if opt.schedule == 'wsd':
-    decay = max(int(opt.decay_fraction * (decay_steps - warmup)), 1)
-    stable = decay_steps - warmup - decay
+    span = max(decay_steps - warmup, 0)
+    decay = min(max(int(opt.decay_fraction * span), 1), span)
+    stable = span - decay
     return optax.join_schedules([optax.linear_schedule(start, opt.lr, warmup), optax.constant_schedule(opt.lr),
                                  optax.linear_schedule(opt.lr, opt.min_lr, decay)], [warmup, warmup + stable])
   return optax.join_schedules([optax.linear_schedule(start, opt.lr, warmup), optax.constant_schedule(opt.lr)],

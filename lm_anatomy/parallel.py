@@ -41,6 +41,9 @@ class MeshStrategy:
   """single / data / fsdp: `jit` with NamedShardings over a 1-D mesh named 'data'."""
 
   def __init__(self, mode: str):
+    if mode == 'single' and jax.process_count() > 1:
+      raise ConfigError(f"parallel.mode='single' runs on one device of one process, but {jax.process_count()} "
+                        "processes were started; use parallel.mode='data' or 'fsdp'")
     self.mode = mode
     devices = jax.devices()[:1] if mode == 'single' else jax.devices()
     self.mesh = Mesh(np.array(devices), ('data',))

@@ -100,7 +100,7 @@ def fmt(value: Any) -> str:
     return f'{value:,}'
   if isinstance(value, float):
     if math.isinf(value):
-      return '∞'
+      return '∞' if value > 0 else '−∞'
     if abs(value) >= 1000 or value == 0:
       return f'{value:,.0f}'
     return f'{value:.4f}' if abs(value) >= 1e-3 else f'{value:.3g}'

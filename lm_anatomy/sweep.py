@@ -190,11 +190,17 @@ def load(path: str | pathlib.Path) -> Sweep:
 
 
 def records(run_dir: pathlib.Path) -> list[dict]:
-  """The metrics.jsonl records of a run ([] if none)."""
+  """The metrics.jsonl records of a run ([] if none), without a last line cut off by a crash."""
   path = pathlib.Path(run_dir) / 'metrics.jsonl'
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  out = []
+  for line in path.read_text().splitlines():
+    try:
+      out.append(json.loads(line))
+    except json.JSONDecodeError:
+      pass
+  return out
 
 
 def status(run_dir: pathlib.Path) -> str:

@@ -124,6 +124,30 @@ def test_bad_model_configs_name_the_key():
     init(tiny(), T=17)
 
 
+@pytest.mark.parametrize('change, message', [
+    (dict(head='encoder'), "model.head='encoder' cannot train task.name='masked_lm'; use model.head in ['mlm', 'pretrain']"),
+    (dict(head='classify'), "model.head='classify' cannot train task.name='masked_lm'"),
+    (dict(head='mlm'), "data.next_sentence=True makes sentence pairs for the next-sentence loss, which model.head='mlm' lacks"),
+    (dict(next_sentence=False), "model.head='pretrain' adds the next-sentence loss, which needs data.next_sentence=True"),
+    (dict(type_vocab_size=1), 'sentence pairs need two segment embeddings; model.type_vocab_size is 1'),
+    (dict(task='classify'), "data.corpus='sst2_mlm' gives batches for task.name in ['masked_lm'], not 'classify'"),
+])
+def test_head_task_and_data_must_fit(change, message):
+  """Each of these once trained silently wrong (segment B read as A, an untrained pooler) or crashed in JAX."""
+  config = load_config('bert_pretrain.py')
+  assert config.model.head == 'pretrain' and config.data.next_sentence
+  for key, value in change.items():
+    if key == 'next_sentence':
+      config.data.next_sentence = value
+    elif key == 'task':
+      config.task.name = value
+    else:
+      config.model[key] = value
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate(config)
+  assert message in str(e.value)
+
+
 def test_configs_validate():
   for name, arg in (('bert_pretrain.py', ''), ('bert_pretrain.py', 'tiny'), ('sst2_minilm.py', ''),
                     ('sst2_minilm.py', 'tiny'), ('sst2_bert_scratch.py', ''), ('sst2_bert_scratch.py', 'noinit')):
@@ -137,6 +161,16 @@ def mlm_dataset(tokenizer, next_sentence=False, n=200, seq_len=24, seed=0):
   ids = tokenizer.encode_batch(sentences(n, seed=5))
   return MaskedLMSentences({'train': list(ids), 'val': list(ids[:50])}, tokenizer, seq_len, seed,
                            next_sentence=next_sentence)
+
+
+def test_pairs_need_a_token_in_each_segment(tokenizer):
+  with pytest.raises(ConfigError, match=r'data.seq_len \(4\) is too short for \[CLS\] A \[SEP\] B \[SEP\]'):
+    mlm_dataset(tokenizer, next_sentence=True, seq_len=4)
+  ds = mlm_dataset(tokenizer, next_sentence=True, seq_len=5)
+  batch = ds.train_batch(0, 64)
+  for row in batch['inputs']:  # [CLS] A [SEP] B [SEP] with A and B never empty
+    seps = np.flatnonzero(row == ds.specials.sep)
+    assert len(seps) == 2 and seps[0] > 1 and seps[1] > seps[0] + 1, row
 
 
 def test_masking_statistics(tokenizer):
@@ -316,6 +350,10 @@ def test_pretrain_then_fine_tune(sst2_data, tmp_path):
   assert 0 <= record['val_accuracy'] <= 1 and 'val_nsp_accuracy' in record
   info = json.loads((tmp_path / 'pre' / 'data_info.json').read_text())
   assert 0 < info['val_unigram_accuracy'] < 1
+  # The dev file, scored by `evaluate`, gets the val split's masks and pairs: the run's val metrics exactly.
+  scored = evaluate.evaluate_file(tmp_path / 'pre', sst2_data / 'sst2' / 'stsa.binary.dev')
+  assert scored['loss'] == pytest.approx(record['val_loss'], rel=1e-6)
+  assert scored['accuracy'] == pytest.approx(record['val_accuracy'], rel=1e-6)
 
   fine = load_config('sst2_bert_scratch.py')
   fine.init_from = str(tmp_path / 'pre')
@@ -348,3 +386,12 @@ def test_pretrain_then_fine_tune(sst2_data, tmp_path):
   fine.model.n_embd = 64  # not the pretrained width
   with pytest.raises(CheckpointError, match=r'model.n_embd: 64 here, 32 in the checkpoint'):
     hf.init_params(fine.init_from, models.build(fine, ds.info), fresh)
+
+
+def test_a_missing_vocab_file_is_named(tmp_path):
+  from lm_anatomy.data import sentences as sentences_lib
+  from lm_anatomy.errors import DataError
+  config = load_config('sst2_bert_scratch.py', 'noinit')
+  config.data.vocab = str(tmp_path / 'vocab.txt')  # once reported as a package to pip install
+  with pytest.raises(DataError, match=f"data.vocab: there is no tokenizer file or folder at '{tmp_path}/vocab.txt'"):
+    sentences_lib.tokenizer_for(config, ['a good film', 'a dull plot'])

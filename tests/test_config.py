@@ -32,6 +32,16 @@ def test_all_configs_validate():
     (lambda c: c.task.__setattr__('loss', 'hinge'), "task.loss='hinge' applies to task.name='classify'"),
     (lambda c: c.task.__setattr__('l2', -1.0), 'task.l2 must be >= 0'),
     (lambda c: c.__setattr__('eval_every', 7), 'eval_every (7) must be a multiple of steps_per_dispatch'),
+    (lambda c: c.optimizer.__setattr__('grad_clip', -1.0), 'optimizer.grad_clip must be >= 0'),
+    (lambda c: c.optimizer.__setattr__('weight_decay', -0.1), 'optimizer.weight_decay must be >= 0'),
+    (lambda c: c.optimizer.__setattr__('momentum', -0.9), 'optimizer.momentum must be >= 0'),
+    (lambda c: c.optimizer.__setattr__('decay_steps', -10), 'optimizer.decay_steps must be >= 0'),
+    (lambda c: c.optimizer.__setattr__('b1', 1.5), 'optimizer.b1 must be in [0, 1)'),
+    (lambda c: c.optimizer.__setattr__('b2', -0.1), 'optimizer.b2 must be in [0, 1)'),
+    (lambda c: c.optimizer.__setattr__('eps', -1.0), "'optimizer.eps' must be > 0"),
+    (lambda c: c.model.__setattr__('layer_norm_eps', -1.0), 'model.layer_norm_eps must be > 0'),
+    (lambda c: c.__setattr__('seed', -1), 'seed must be in [0, 2**32)'),
+    (lambda c: c.__setattr__('seed', 2**32 + 7), 'seed must be in [0, 2**32)'),
 ])
 def test_bad_config_names_the_key(change, message):
   config = load_config('shakespeare_char.py')
@@ -50,6 +60,37 @@ def test_wrong_type_names_the_key():
   import ml_collections
   with pytest.raises(ConfigError, match="'model.n_layer' must be int"):
     config_lib.validate(ml_collections.ConfigDict(d))
+
+
+def test_a_missing_section_or_key_is_named():
+  import ml_collections
+  d = load_config('shakespeare_char.py').to_dict()
+  d.pop('data')
+  with pytest.raises(ConfigError, match="config key 'data' is missing"):
+    config_lib.validate(ml_collections.ConfigDict(d))
+  d = load_config('shakespeare_char.py').to_dict()
+  d['optimizer'].pop('b2')
+  with pytest.raises(ConfigError, match="config key 'optimizer.b2' is missing"):
+    config_lib.validate(ml_collections.ConfigDict(d))
+
+
+@pytest.mark.parametrize('config_name, arg, change, message', [
+    ('xor.py', 'mlp', {'task': 'causal_lm'}, "data.corpus='xor' gives batches for task.name in ['classify'], not 'causal_lm'"),
+    ('names.py', 'bigram', {'task': 'classify'}, "data.corpus='names' gives batches for task.name in ['causal_lm'], not 'classify'"),
+    ('names.py', 'bigram', {'model': 'mlp'}, "model.name='mlp' serves task.name in ['classify'], not 'causal_lm'"),
+    ('sst2_bert_scratch.py', 'noinit', {'model': 'mlp'}, "model.name='mlp' reads vectors, but data.corpus='sst2_text' gives tokens"),
+])
+def test_corpus_task_and_model_must_fit(config_name, arg, change, message):
+  """These crashed with a KeyError or a JAX shape error after compiling started."""
+  import ml_collections
+  d = load_config(config_name, arg).to_dict()
+  if 'task' in change:
+    d['task']['name'] = change['task']
+  if 'model' in change:
+    d['model'] = {'name': change['model']}
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate(ml_collections.ConfigDict(d))
+  assert message in str(e.value)
 
 
 def _re(s):
@@ -133,3 +174,31 @@ def test_a_saved_config_gains_the_settings_added_since_at_their_defaults():
   assert config.data.holdout == 0 and config.eval_train == config_lib.base().eval_train
   assert config.optimizer.b2 == 0.9 and config.model.to_dict() == saved['model']  # saved values kept
   assert config_lib.to_dict(config_lib.validate(config))['data'] == dict(saved['data'], holdout=0)
+
+
+def _cli(tmp_path, *args):
+  cmd = [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/shakespeare_char.py:tiny', *args]
+  return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_cli_reports_an_override_below_a_value_without_traceback(tiny_data, tmp_path):
+  out = _cli(tmp_path, f'--workdir={tmp_path}/w', '--config.steps=10', '--config.data.corpus.x=1')
+  assert out.returncode == 2 and 'Traceback' not in out.stderr, out.stderr
+  assert 'error: an override names a key inside a value that is not a section' in out.stderr
+  assert out.stderr.strip().endswith('in --config.data.corpus.x')
+
+
+def test_cli_names_only_the_override_with_an_unknown_section(tiny_data, tmp_path):
+  out = _cli(tmp_path, f'--workdir={tmp_path}/w', '--config.steps=10', '--config.foo.bar=1')
+  assert out.returncode == 2 and 'Traceback' not in out.stderr, out.stderr
+  assert "error: unknown config key 'foo' in --config.foo.bar." in out.stderr
+
+
+def test_cli_refuses_a_workdir_below_a_file_and_a_stop_before_step_one(tiny_data, tmp_path):
+  (tmp_path / 'afile').write_text('')
+  out = _cli(tmp_path, f'--workdir={tmp_path}/afile/run')
+  assert out.returncode == 2 and 'Traceback' not in out.stderr, out.stderr
+  assert f"error: workdir '{tmp_path}/afile/run' cannot be a folder: '{tmp_path}/afile' is a file" in out.stderr
+  out = _cli(tmp_path, f'--workdir={tmp_path}/w', '--stop_after=0')
+  assert out.returncode == 2 and 'error: stop_after must be >= 1, got 0' in out.stderr, out.stderr
+  assert not (tmp_path / 'w').exists()

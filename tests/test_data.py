@@ -45,6 +45,10 @@ def test_decode_rejects_ids_outside_the_vocabulary():
     for bad in (-1, n):
       with pytest.raises(DataError, match=f'token id {bad} is outside the vocabulary'):
         tok.decode([0, bad])
+    with pytest.raises(DataError, match='token ids must be integers, got float64 values'):
+      tok.decode([1.7])  # was read as id 1
+  with pytest.raises(DataError, match='cannot fit a character tokenizer on empty text'):
+    tokenizers.CharTokenizer.fit('')
 
 
 def test_windows_reach_the_last_train_token():
@@ -176,3 +180,12 @@ def test_download_verifies_checksum(http_server, tmp_path, monkeypatch):
   with pytest.raises(DataError, match='checksum mismatch'):
     corpora.locate(bad)
   assert list((tmp_path / 'cache' / 'small').iterdir()) == [path]  # nothing bad left behind
+
+  # A cached copy damaged after its download is caught by its sha256, deleted and fetched again.
+  (root / 'corpus.txt').write_text('to be or not to be\n')
+  path.write_text('garbage that is not the corpus\n')
+  assert corpora.locate(f) == path and path.read_text() == 'to be or not to be\n'
+  path.write_text('garbage that is not the corpus\n')
+  with pytest.raises(DataError, match="its sha256 was wrong, so it was deleted.*downloads are off"):
+    corpora.locate(f, allow_download=False)
+  assert not path.exists()

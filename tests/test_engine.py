@@ -174,6 +174,27 @@ def test_warmup_offset_one_is_nanogpts_schedule(tiny_config):
   assert float(lr0(0)) == 0.0 and float(lr0(100)) == pytest.approx(1e-3, rel=1e-6)
 
 
+@pytest.mark.parametrize('schedule', ['cosine', 'linear', 'wsd', 'constant'])
+def test_a_warmup_longer_than_the_run_is_kept_as_nanogpt_keeps_it(tiny_config, schedule):
+  """W = 100 > S = 20 steps: every step is in the warmup η(s+1)/(W+1); W was once cut to S (η(s+1)/21)."""
+  opt = tiny_config.optimizer
+  opt.schedule, opt.lr, opt.warmup_steps, opt.warmup_offset = schedule, 1e-3, 100, 1
+  _, lr = optim.build(opt, 20)
+  np.testing.assert_allclose([float(lr(s)) for s in range(20)], [1e-3 * (s + 1) / 101 for s in range(20)], rtol=1e-5)
+  opt.warmup_steps = 20  # W = S: the last step is still warmup (wsd's decay once started at step 19)
+  _, lr = optim.build(opt, 20)
+  assert float(lr(19)) == pytest.approx(1e-3 * 20 / 21, rel=1e-5)
+
+
+def test_restore_needs_an_integer_step(tiny_config, tmp_path):
+  tiny_config.steps = 10
+  engine.train(tiny_config, tmp_path / 'run', progress=False)
+  assert lm_anatomy.restore(tmp_path / 'run', step=np.int64(10)).step == 10
+  for bad in ('10', 10.0):
+    with pytest.raises(CheckpointError, match=f'step must be an integer, got {bad!r}'):
+      lm_anatomy.restore(tmp_path / 'run', step=bad)
+
+
 def test_tensorboard_writer_leaves_torch_unimported_and_importable(tmp_path):
   pytest.importorskip('torch')  # tensorboardX imports torch (2 s) only where it is installed
   code = (

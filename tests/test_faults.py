@@ -185,3 +185,19 @@ def test_a_leftover_checkpoint_of_a_recomputed_step_is_replaced(tiny_config, tmp
   assert step == 20 and meta == {'note': 'again'} and (np.asarray(restored['w']) == 7.0).all()
   assert run.step == 20
   ckpt.close()
+
+
+def test_a_restart_from_an_earlier_checkpoint_drops_the_best_saved_after_it(tiny_config, tmp_path):
+  """Fault: the newest checkpoint is lost, so the run redoes steps 11–20. The best checkpoint of step 20
+  came from the stretch being redone: it is dropped at the restart, and saved again when step 20 is."""
+  w = tmp_path / 'run'
+  engine.train(tiny_config, w, progress=False)
+  best_steps = lambda: sorted(int(p.name) for p in (w / 'best').iterdir() if p.name.isdigit())
+  assert best_steps() == [20]
+  import shutil
+  shutil.rmtree(w / 'checkpoints' / '20')
+  engine.train(tiny_config, w, stop_after=10, progress=False)  # restarts at 10 and stops there
+  assert best_steps() == []
+  engine.train(tiny_config, w, progress=False)
+  assert best_steps() == [20]
+  _assert_same_params(lm_anatomy.restore(w, best=True), lm_anatomy.restore(w))

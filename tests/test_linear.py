@@ -106,6 +106,7 @@ def _config(model: dict):
     ({'name': 'mlp', 'dropout': 1.0}, 'model.dropout must be in \\[0, 1\\)'),
     ({'name': 'linear_stack', 'width': -1}, 'model.width must be > 0, got -1'),
     ({'name': 'linear', 'init_std': -1.0}, 'model.init_std must be >= 0'),
+    ({'name': 'linear_stack', 'init_std': 0.0}, 'model.init_std=0 with model.depth > 1'),
     ({'name': 'linear', 'num_classes': 3}, 'model.num_classes comes from the data'),
     ({'name': 'log_linear', 'width': 3}, "unknown config key 'model.width'"),
 ])

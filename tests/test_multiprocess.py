@@ -17,7 +17,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _run_pair(workdir, stop_after, data_dir):
+def _run_pair(workdir, stop_after, data_dir, mode='data', ok=True):
   """Both processes at once. Their output goes to files, not pipes: a full pipe that nobody reads
   would block one process inside a collective and hang the other."""
   port = _free_port()
@@ -26,13 +26,13 @@ def _run_pair(workdir, stop_after, data_dir):
   for i, log in enumerate(logs):
     with open(log, 'w') as f:
       procs.append(subprocess.Popen([sys.executable, str(ROOT / 'tests' / 'multiprocess_check.py'), str(i), str(port),
-                                     str(workdir), str(stop_after), str(data_dir)], cwd=ROOT, stdout=f,
+                                     str(workdir), str(stop_after), str(data_dir), mode], cwd=ROOT, stdout=f,
                                     stderr=subprocess.STDOUT, text=True))
   for p in procs:
     p.wait(timeout=600)
   outs = [log.read_text() for log in logs]
   for p, out in zip(procs, outs):
-    assert p.returncode == 0, out[-3000:]
+    assert (p.returncode == 0) == ok, out[-3000:]
   return outs
 
 
@@ -43,7 +43,7 @@ def test_two_processes_train_checkpoint_resume_and_match_one(tiny_data, tmp_path
   _run_pair(tmp_path / 'multi', 0, tiny_data)  # resume to the end
   c = load_config('shakespeare_char.py', 'tiny')
   c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.block_size = 2, 2, 32, 16
-  c.batch_size, c.eval_batch_size, c.eval_batches = 8, 8, 2
+  c.batch_size, c.eval_batch_size, c.eval_batches = 6, 6, 2
   c.steps, c.eval_every, c.checkpoint_every, c.steps_per_dispatch = 20, 10, 10, 5
   engine.train(c, tmp_path / 'single', progress=False)
   multi, single = lm_anatomy.restore(tmp_path / 'multi'), lm_anatomy.restore(tmp_path / 'single')
@@ -52,3 +52,11 @@ def test_two_processes_train_checkpoint_resume_and_match_one(tiny_data, tmp_path
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-5
     assert np.max(np.abs(a - b)) < 1e-6
+
+
+def test_single_mode_in_two_processes_is_a_config_error(tiny_data, tmp_path):
+  """Both processes used to train on process 0's device and write the same workdir, then crash."""
+  outs = _run_pair(tmp_path / 'single2', 0, tiny_data, mode='single', ok=False)
+  for out in outs:
+    assert "ConfigError: parallel.mode='single' runs on one device of one process, but 2 processes" in out, out[-3000:]
+  assert not (tmp_path / 'single2').exists()

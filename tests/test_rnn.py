@@ -177,6 +177,7 @@ def test_makemore_sizes():
     ({'name': 'lstm', 'n_hidden': 0}, 'model.n_hidden must be > 0'),
     ({'name': 'ffnn', 'window': -1}, 'model.window must be > 0'),
     ({'name': 'gru', 'dropout': 1.0}, 'model.dropout must be in [0, 1)'),
+    ({'name': 'lstm', 'dropout': 0.5, 'n_layer': 1}, 'model.dropout (0.5) acts between layers, and model.n_layer is 1'),
     ({'name': 'rnn', 'n_head': 4}, "unknown config key 'model.n_head'"),
     ({'name': 'bigram', 'n_embd': 4}, "unknown config key 'model.n_embd'"),
 ])

@@ -131,8 +131,15 @@ def test_tiny_sweep_runs_skips_finished_points_and_aggregates(names_data, tmp_pa
 def test_table_of_missing_runs_and_formatting(tmp_path):
   rows = report.sweep_rows(sweep.expand({'config': 'c.py', 'axes': {'seed': [1, 2]}}), tmp_path)
   assert rows == [{'name': 'seed=1', 'seed': 1, 'status': 'missing'}, {'name': 'seed=2', 'seed': 2, 'status': 'missing'}]
-  assert [report.fmt(v) for v in (None, 12345, 0.123456, 1.5e-6, float('inf'), 2e6, 0.0, 'x', True)] == \
-      ['', '12,345', '0.1235', '1.5e-06', '∞', '2,000,000', '0', 'x', 'True']
+  assert [report.fmt(v) for v in (None, 12345, 0.123456, 1.5e-6, float('inf'), -float('inf'), 2e6, 0.0, 'x', True)] == \
+      ['', '12,345', '0.1235', '1.5e-06', '∞', '−∞', '2,000,000', '0', 'x', 'True']
+
+
+def test_a_metrics_line_cut_by_a_crash_is_skipped(tmp_path):
+  (tmp_path / 'config.json').write_text(json.dumps({'steps': 20}))
+  (tmp_path / 'metrics.jsonl').write_text('{"step": 10, "val_loss": 2.5}\n{"step": 20, "val_lo')
+  assert sweep.records(tmp_path) == [{'step': 10, 'val_loss': 2.5}]
+  assert sweep.status(tmp_path) == 'partial'
 
 
 def test_cli_dry_run_prints_the_commands(tmp_path):

@@ -2,7 +2,8 @@
 
 Lookup order for a file `name/file` of a corpus:
   1. `$LM_ANATOMY_DATA/name/file` (CI points this at the shared data folder);
-  2. `$LM_ANATOMY_CACHE/name/file` (default `~/.cache/lm_anatomy`);
+  2. `$LM_ANATOMY_CACHE/name/file` (default `~/.cache/lm_anatomy`), if its sha256 is right (a wrong
+     one is deleted and fetched again);
   3. download from the canonical URL into the cache, check its sha256, then move it into place.
 A download whose checksum does not match is deleted and raises DataError.
 """
@@ -35,6 +36,8 @@ class Corpus:
   build: Callable  # build(corpus, config, process_index, process_count) -> dataset
   description: str = ''
   holdout: bool = False  # build() can hold out data.holdout training examples as a 'val' split
+  tasks: tuple[str, ...] = ('causal_lm',)  # the task.name values its batches serve
+  inputs: str = 'tokens'                   # what a batch's model input holds: token ids or vectors
 
 
 def register(corpus: Corpus) -> Corpus:
@@ -95,8 +98,12 @@ def locate(file: CorpusFile, allow_download: bool = True) -> pathlib.Path:
     looked.append('LM_ANATOMY_DATA (not set)')
   cached = cache_dir() / file.path
   if cached.is_file():
-    return cached
-  looked.append(f'{cached} (cache)')
+    if not file.sha256 or sha256_of(cached) == file.sha256:
+      return cached
+    cached.unlink()  # damaged or replaced since its checked download: fetch it again
+    looked.append(f'{cached} (cache; its sha256 was wrong, so it was deleted)')
+  else:
+    looked.append(f'{cached} (cache)')
   reason = 'downloads are off'
   if allow_download:
     try:

@@ -57,6 +57,8 @@ def tokenizer_for(config, train_texts: Sequence[str]) -> hf_tokenizers.HFTokeniz
                       f'choose one of {sorted(hf_tokenizers.KINDS)}')
   if config.data.vocab:
     path = pathlib.Path(config.data.vocab).expanduser()
+    if not path.exists() and (path.suffix or '/' in config.data.vocab):  # a file path, not a package name
+      raise DataError(f'data.vocab: there is no tokenizer file or folder at {str(path)!r}')
     tok = hf_tokenizers.load(path if path.exists() else hf.resolve(config.data.vocab))
   elif config.get('init_from'):
     tok = hf.load_tokenizer(config.init_from)
@@ -186,7 +188,7 @@ class MaskedLMSentences:
                process_count: int = 1, pad_to_multiple: int = 0):
     if not 0.0 < mask_prob < 1.0:
       raise ConfigError(f'data.mask_prob must be in (0, 1), got {mask_prob}')
-    if seq_len < 3 + int(next_sentence):
+    if seq_len < 3 + 2 * int(next_sentence):  # a pair needs a token in each segment
       raise ConfigError(f'data.seq_len ({seq_len}) is too short for [CLS] A [SEP]' + (' B [SEP]' if next_sentence else ''))
     for name, sentences in splits.items():
       sentences[:] = [s for s in sentences if len(s)]
@@ -201,6 +203,7 @@ class MaskedLMSentences:
     self.next_sentence = next_sentence
     self.pad_to_multiple = pad_to_multiple
     self.process_index, self.process_count = process_index, process_count
+    self.mask_keys = {}  # split → the split name its evaluation masks and pairs are drawn under (default: its own)
     self.max_predictions = int(np.floor(mask_prob * (seq_len - 2))) + 1
     self.ordinary = np.setdiff1d(np.arange(tokenizer.vocab_size, dtype=np.int32), self.specials.all)
     self.info = {'vocab_size': tokenizer.vocab_size}
@@ -290,7 +293,7 @@ class MaskedLMSentences:
       idx = chosen[b:b + batch_size]
       n = len(idx)
       idx = np.concatenate([idx, np.zeros(batch_size - n, np.int64)])
-      rng = np.random.default_rng([self.seed, zlib.crc32(split.encode()), b])
+      rng = np.random.default_rng([self.seed, zlib.crc32(self.mask_keys.get(split, split).encode()), b])
       batch = self._examples(rng, split, idx)
       batch['weights'] = batch['weights'] * (np.arange(batch_size) < n)[:, None]
       yield batch
@@ -371,18 +374,23 @@ def build_sst2_mlm(corpus, config, process_index: int = 0, process_count: int = 
 
 
 def _sst2_mlm_from_file(config, tokenizer, path) -> MaskedLMSentences:
-  """`lm_anatomy.evaluate`: the sentences of one `label sentence` file as split 'file'."""
-  ids = tokenizer.encode_batch(sst2.read_labelled_lines(path)[1])
-  return MaskedLMSentences({'train': list(ids), 'file': list(ids)}, tokenizer, _seq_len(config), config.seed,
-                           config.data.mask_prob, config.data.next_sentence, pad_to_multiple=_pad_to_multiple(config))
+  """`lm_anatomy.evaluate`: the sentences of one `label sentence` file as split 'file'. Its masks and pairs
+  are drawn as the val split's are, so the run's dev file scores exactly the run's val metrics."""
+  ids = [s for s in tokenizer.encode_batch(sst2.read_labelled_lines(path)[1]) if len(s)]
+  if len(ids) < 2:
+    raise DataError(f'{path} has {len(ids)} non-empty sentence(s); masked-LM evaluation needs at least 2')
+  ds = MaskedLMSentences({'train': list(ids), 'file': list(ids)}, tokenizer, _seq_len(config), config.seed,
+                         config.data.mask_prob, config.data.next_sentence, pad_to_multiple=_pad_to_multiple(config))
+  ds.mask_keys['file'] = 'val'
+  return ds
 
 
 build_sst2_mlm.from_file = _sst2_mlm_from_file
 
 
 corpora.register(corpora.Corpus(
-    name='sst2_text', files={'train': sst2.TRAIN, 'dev': sst2.DEV}, build=build_sst2_text,
+    name='sst2_text', files={'train': sst2.TRAIN, 'dev': sst2.DEV}, build=build_sst2_text, tasks=('classify',),
     description='SST-2 sentences and labels as subword ids for encoders; splits train and val (the dev file).'))
 corpora.register(corpora.Corpus(
-    name='sst2_mlm', files={'train': sst2.TRAIN, 'dev': sst2.DEV}, build=build_sst2_mlm,
+    name='sst2_mlm', files={'train': sst2.TRAIN, 'dev': sst2.DEV}, build=build_sst2_mlm, tasks=('masked_lm',),
     description='SST-2 sentences without labels, for masked-LM (+ NSP) pretraining; val = the dev sentences.'))

@@ -13,7 +13,10 @@ from lm_anatomy.errors import ConfigError, DataError
 
 def _check_ids(ids, vocab_size: int) -> list[int]:
   """ids as Python ints; an id outside [0, vocab_size) raises DataError naming it."""
-  ids = [int(i) for i in ids]
+  arr = np.asarray(ids)
+  if arr.size and arr.dtype.kind not in 'iu':
+    raise DataError(f'token ids must be integers, got {arr.dtype} values')
+  ids = [int(i) for i in arr.reshape(-1)]
   bad = [i for i in ids if not 0 <= i < vocab_size]
   if bad:
     raise DataError(f'token id {bad[0]} is outside the vocabulary (ids 0 … {vocab_size - 1})')
@@ -37,6 +40,8 @@ class CharTokenizer:
 
   @classmethod
   def fit(cls, text: str, specials: Sequence[str] = ()) -> 'CharTokenizer':
+    if not text:
+      raise DataError('cannot fit a character tokenizer on empty text')
     return cls(sorted(set(text)), specials)
 
   @property

@@ -18,7 +18,7 @@ Corpora (`config.data.corpus`):
               for train/val/test, sampled once with a fixed seed (not `config.seed`)
   sst2_bow    SST-2 sentences as binary bags of words: x_j = 1 if word j occurs; vocabulary from the
               training sentences (`data.tokenizer = 'words'`); splits train and val (= the dev file)
-  digits      scikit-learn's 8×8 digits, pixels / 16; a fixed split (permutation seed 0) of 1257/180/360
+  digits      scikit-learn's 8×8 digits, pixels / 16; a fixed split (permutation seed DATA_SEED) of 1257/180/360
               examples for train/val/test
 The inputs of all but sst2_bow are numbers; `data.tokenizer` is not used for them.
 """
@@ -224,8 +224,9 @@ for _name, _build, _description in (
     ('xor_noisy', build_xor_noisy, 'Noisy XOR: corners plus N(0, 0.2²) noise; 400/200/200 points.'),
     ('digits', build_digits, "scikit-learn's 8×8 digits, a fixed 1257/180/360 split."),
 ):
-  corpora.register(corpora.Corpus(name=_name, files={}, build=_build, description=_description))
+  corpora.register(corpora.Corpus(name=_name, files={}, build=_build, description=_description,
+                                  tasks=('classify',), inputs='vectors'))
 
 corpora.register(corpora.Corpus(
-    name='sst2_bow', files=dict(sst2.FILES), build=build_sst2_bow,
+    name='sst2_bow', files=dict(sst2.FILES), build=build_sst2_bow, tasks=('classify',), inputs='vectors',
     description='SST-2 (binary sentence sentiment) as binary bags of words; train and val (the dev file).'))

@@ -2,8 +2,12 @@
 
 A model is a Flax Linen module whose dataclass fields are its config (`config.model.*`); fields
 named in `config.DATA_FIELDS` (such as `vocab_size`) are filled in from the dataset.
+Class attributes every model sets (config.validate checks them against the task and the corpus):
+  tasks                               the task.name values it serves, e.g. ('causal_lm',)
+  inputs                              'tokens' (ids [batch, length]) or 'vectors' ([batch, input_dim])
 Optional methods the engine and reports use when present:
-  check_config(cfg)                   static; raise ConfigError for bad sizes
+  check_config(cfg)                   static; raise ConfigError for bad sizes (cfg: the model section)
+  check_run(config)                   static; the same for settings across sections (the whole config)
   num_params(params)                  parameter count (for reports)
   flops_per_token(seq_len, params)    training FLOPs per token (for MFU)
   context_limit()                     tokens of context the model can see

@@ -58,6 +58,28 @@ class BERT(nn.Module):
   attention_impl: str = 'auto'
   dtype: str = 'float32'
 
+  tasks, inputs = ('masked_lm', 'classify'), 'tokens'   # class attributes (config.validate); by head below
+  HEAD_TASKS = {'encoder': (), 'mlm': ('masked_lm',), 'pretrain': ('masked_lm',), 'classify': ('classify',)}
+
+  @staticmethod
+  def check_run(config) -> None:
+    """The head against the task and the data: each head trains one task; the next-sentence head needs
+    sentence pairs (data.next_sentence) and two segment embeddings, and pairs need that head."""
+    head, task = config.model.head, config.task.name
+    if task not in BERT.HEAD_TASKS[head]:
+      fits = [h for h, t in BERT.HEAD_TASKS.items() if task in t]
+      raise ConfigError(f'model.head={head!r} cannot train task.name={task!r}; use model.head in {fits}')
+    pairs = task == 'masked_lm' and config.data.next_sentence
+    if head == 'pretrain' and not pairs:
+      raise ConfigError("model.head='pretrain' adds the next-sentence loss, which needs data.next_sentence=True "
+                        "(or use model.head='mlm')")
+    if head == 'mlm' and pairs:
+      raise ConfigError("data.next_sentence=True makes sentence pairs for the next-sentence loss, which "
+                        "model.head='mlm' lacks; use model.head='pretrain'")
+    if pairs and config.model.type_vocab_size < 2:
+      raise ConfigError(f'sentence pairs need two segment embeddings; model.type_vocab_size is '
+                        f'{config.model.type_vocab_size}')
+
   @staticmethod
   def check_config(cfg) -> None:
     for key in ('block_size', 'n_layer', 'n_head', 'n_embd', 'mlp_ratio', 'type_vocab_size'):

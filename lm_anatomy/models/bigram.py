@@ -23,6 +23,8 @@ class Bigram(nn.Module):
   """idx: [batch, length] int32 → logits [batch, length, vocab_size] float32."""
   vocab_size: int = 0
 
+  tasks, inputs = ('causal_lm',), 'tokens'   # class attributes: what it serves, what it reads (config.validate)
+
   @staticmethod
   def check_config(cfg) -> None:
     """Nothing to size: the table is vocab × vocab."""

@@ -37,6 +37,8 @@ class FFNN(nn.Module):
   dropout: float = 0.0
   dtype: str = 'float32'
 
+  tasks, inputs = ('causal_lm',), 'tokens'   # class attributes: what it serves, what it reads (config.validate)
+
   @staticmethod
   def check_config(cfg) -> None:
     for key in ('window', 'n_embd', 'n_hidden'):

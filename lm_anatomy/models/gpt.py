@@ -52,6 +52,7 @@ class GPT(nn.Module):
   dtype: str = 'float32'
 
   decoding = 'cache'                # class attribute, not a config field: sampling uses a KV cache (generate.py)
+  tasks, inputs = ('causal_lm',), 'tokens'   # class attributes: what it serves, what it reads (config.validate)
 
   @staticmethod
   def check_config(cfg) -> None:

@@ -58,6 +58,8 @@ class Linear(nn.Module):
   init_std: float = 0.01
   dtype: str = 'float32'
 
+  tasks, inputs = ('classify',), 'vectors'   # class attributes: what it serves, what it reads (config.validate)
+
   @staticmethod
   def check_config(cfg) -> None:
     _check_common(cfg)
@@ -91,12 +93,17 @@ class LinearStack(nn.Module):
   init_std: float = 0.1
   dtype: str = 'float32'
 
+  tasks, inputs = ('classify',), 'vectors'   # class attributes: what it serves, what it reads (config.validate)
+
   @staticmethod
   def check_config(cfg) -> None:
     _check_common(cfg)
     for key in ('depth', 'width'):
       if cfg.get(key, 1) <= 0:
         raise ConfigError(f'model.{key} must be > 0, got {cfg[key]}')
+    if cfg.get('depth', 2) > 1 and cfg.get('init_std', 0.1) == 0:
+      raise ConfigError('model.init_std=0 with model.depth > 1: all-zero layers get no gradient and never '
+                        'learn; use init_std > 0')
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):

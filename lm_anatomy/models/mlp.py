@@ -37,6 +37,8 @@ class MLP(nn.Module):
   dropout: float = 0.0
   dtype: str = 'float32'
 
+  tasks, inputs = ('classify',), 'vectors'   # class attributes: what it serves, what it reads (config.validate)
+
   @staticmethod
   def check_config(cfg) -> None:
     for key in ('depth', 'width'):

@@ -2,7 +2,9 @@
 
 For input tokens x_1 … x_T, embeddings e_t = E[x_t] (E: [vocab, n_embd]) feed layer 1; layer l reads
 the outputs h^{l−1}_t of the layer below, with dropout between layers. Layer l's state starts at a
-learned h^l_0 (and c^l_0), or at a carry passed in. σ is the logistic sigmoid, ⊙ the elementwise product.
+learned h^l_0 (and c^l_0), or at a carry passed in. The start states are stored as h0, c0 [n_layer, H],
+so weight decay and the L2 penalty treat them as matrices and shrink them towards PyTorch's zero start.
+σ is the logistic sigmoid, ⊙ the elementwise product.
 
   rnn   (Elman 1990)
         h_t = tanh(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)
@@ -15,7 +17,7 @@ learned h^l_0 (and c^l_0), or at a carry passed in. σ is the logistic sigmoid, 
         c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t
         h_t = o_t ⊙ tanh(c_t)
 
-  gru   (Cho et al. 2014)
+  gru   (Cho et al. 2014, in PyTorch's variant: the reset gate scales W_hn h + b_hn, not h)
         r_t = σ(W_ir x_t + b_ir + W_hr h_{t−1} + b_hr)              reset gate
         z_t = σ(W_iz x_t + b_iz + W_hz h_{t−1} + b_hz)              update gate
         n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_{t−1} + b_hn))   candidate state
@@ -133,6 +135,7 @@ class RecurrentLM(nn.Module):
 
   cell = 'rnn'             # class attributes, not config fields
   decoding = 'carry'       # sampling carries the state h_t from token to token (generate.py)
+  tasks, inputs = ('causal_lm',), 'tokens'
 
   @staticmethod
   def check_config(cfg) -> None:
@@ -141,6 +144,9 @@ class RecurrentLM(nn.Module):
         raise ConfigError(f'model.{key} must be > 0, got {cfg[key]}')
     if not 0.0 <= cfg.get('dropout', 0.0) < 1.0:
       raise ConfigError(f'model.dropout must be in [0, 1), got {cfg.dropout}')
+    if cfg.get('dropout', 0.0) and cfg.get('n_layer', 1) == 1:
+      raise ConfigError(f'model.dropout ({cfg.dropout}) acts between layers, and model.n_layer is 1: it would '
+                        'do nothing; set it to 0 or add layers')
 
   def zero_carry(self, batch_size: int) -> tuple:
     """An all-zero state (PyTorch's default h_0 / c_0): tuple of [n_layer, batch_size, H]."""
