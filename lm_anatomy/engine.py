@@ -399,7 +399,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
             raise NonFiniteError(f'non-finite loss or gradients at step {bad} (loss {metrics["loss"][bad - step]}); '
                                  'the update was not applied and no checkpoint holds it. '
                                  "Set on_nonfinite='skip' to skip such updates.")
-          log.warning('non-finite loss or gradients at step %d: update skipped', bad)
+          for i in np.flatnonzero(~np.asarray(metrics['finite'], bool)):
+            log.warning('non-finite loss or gradients at step %d: update skipped', step + int(i))
         train_losses.extend(float(x) for x, f in zip(metrics['loss'], metrics['finite']) if f)
         step = nxt
         if bar is not None:
@@ -416,7 +417,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
                         elapsed_sec=meta['train_seconds'],
                         compile_sec=train_chunk.seconds + eval_fn.seconds, startup_sec=startup_time)
           if math.isfinite(flops_per_token * peak_flops):
-            record['mfu'] = flops_per_token * record['tokens_per_sec'] / peak_flops
+            record.update(mfu=flops_per_token * record['tokens_per_sec'] / peak_flops, peak_flops=peak_flops)
           train_losses = []
           window_steps, window_time = 0, 0.0
           writer.write(record)

@@ -21,12 +21,22 @@ from lm_anatomy.registry import TASKS
 
 
 class Task:
-  """Shared parts: L2 regulariser and the metrics every task reports."""
+  """Shared parts: L2 regulariser, label smoothing, and the metrics every task reports. The reported
+  `loss` is always the plain loss (no smoothing, no L2), so train and val losses compare."""
 
   def __init__(self, model, config, dataset):
     self.model = model
     self.config = config
     self.l2 = config.task.get('l2', 0.0)
+    self.label_smoothing = config.task.get('label_smoothing', 0.0)
+
+  def _smoothed(self, loss_fn, scores, labels, weights, train: bool):
+    """(objective sum, plain loss sum, weight) of `loss_fn(scores, labels, ε)`: label smoothing ε shapes
+    the training objective only; the reported loss uses ε = 0."""
+    eps = self.label_smoothing if train else 0.0
+    objective, weight = losses.weighted_sums(loss_fn(scores, labels, eps), weights)
+    plain = losses.weighted_sums(loss_fn(scores, labels, 0.0), weights)[0] if eps else objective
+    return objective, plain, weight
 
   def regularizer(self, params):
     return self.l2 * losses.l2_penalty(params) if self.l2 else jnp.zeros((), jnp.float32)
@@ -49,7 +59,6 @@ class CausalLM(Task):
 
   def __init__(self, model, config, dataset):
     super().__init__(model, config, dataset)
-    self.label_smoothing = config.task.label_smoothing
     self.chars_per_token = getattr(dataset, 'chars_per_token', 1.0)
 
   def init(self, rng, batch):
@@ -61,10 +70,9 @@ class CausalLM(Task):
 
   def loss(self, params, batch, rng, train: bool):
     logits = self.logits(params, batch, rng, train)
-    per_token = losses.cross_entropy(logits, batch['targets'], self.label_smoothing if train else 0.0)
-    loss_sum, weight = losses.weighted_sums(per_token, batch['weights'])
+    objective, loss_sum, weight = self._smoothed(losses.cross_entropy, logits, batch['targets'], batch['weights'], train)
     correct = jnp.sum((jnp.argmax(logits, -1) == batch['targets']) * batch['weights'])
-    return loss_sum, {'loss': loss_sum, 'weight': weight, 'correct': correct}
+    return objective, {'loss': loss_sum, 'weight': weight, 'correct': correct}
 
   def finalize(self, sums: dict, prefix: str = '') -> dict:
     out = super().finalize(sums, prefix)
@@ -108,7 +116,6 @@ class Classify(Task):
 
   def __init__(self, model, config, dataset):
     super().__init__(model, config, dataset)
-    self.label_smoothing = config.task.label_smoothing
     name = config.task.get('loss', 'cross_entropy')
     self.loss_fn = CLASSIFICATION_LOSSES[name]
     if self.label_smoothing and name not in SMOOTHED_LOSSES:
@@ -129,10 +136,9 @@ class Classify(Task):
 
   def loss(self, params, batch, rng, train: bool):
     scores = self.scores(params, batch, rng, train)
-    per_example = self.loss_fn(scores, batch['labels'], self.label_smoothing if train else 0.0)
-    loss_sum, weight = losses.weighted_sums(per_example, batch['weights'])
+    objective, loss_sum, weight = self._smoothed(self.loss_fn, scores, batch['labels'], batch['weights'], train)
     correct = jnp.sum((self.predict(scores) == batch['labels']) * batch['weights'])
-    return loss_sum, {'loss': loss_sum, 'weight': weight, 'correct': correct}
+    return objective, {'loss': loss_sum, 'weight': weight, 'correct': correct}
 
 
 @TASKS.register('masked_lm')
@@ -149,10 +155,6 @@ class MaskedLM(Task):
   Metrics: loss, accuracy (masked tokens), mlm_loss, mlm_perplexity, and nsp_loss, nsp_accuracy.
   """
 
-  def __init__(self, model, config, dataset):
-    super().__init__(model, config, dataset)
-    self.label_smoothing = config.task.label_smoothing
-
   def _kwargs(self, batch):
     kwargs = {k: batch[k] for k in MODEL_KWARGS if k in batch}
     return kwargs | {'masked_positions': batch['masked_positions']}
@@ -165,8 +167,7 @@ class MaskedLM(Task):
     out = self.model.apply({'params': params}, batch['inputs'], train=train, rngs=rngs, **self._kwargs(batch))
     mlm_logits, nsp_logits = out if isinstance(out, tuple) else (out, None)
     w = batch['weights'].astype(jnp.float32)
-    per_token = losses.cross_entropy(mlm_logits, batch['masked_targets'], self.label_smoothing if train else 0.0)
-    mlm_sum, weight = losses.weighted_sums(per_token, w)
+    objective, mlm_sum, weight = self._smoothed(losses.cross_entropy, mlm_logits, batch['masked_targets'], w, train)
     correct = jnp.sum((jnp.argmax(mlm_logits, -1) == batch['masked_targets']) * w)
     sums = {'loss': mlm_sum, 'weight': weight, 'correct': correct, 'mlm_loss': mlm_sum}
     if nsp_logits is not None and 'next_sentence_labels' in batch:
@@ -174,10 +175,11 @@ class MaskedLM(Task):
       real = (n > 0).astype(jnp.float32)
       nsp = losses.cross_entropy(nsp_logits, batch['next_sentence_labels'])
       sums['loss'] = mlm_sum + jnp.sum(n * nsp)
+      objective = objective + jnp.sum(n * nsp)
       sums['nsp_loss'] = jnp.sum(real * nsp)
       sums['nsp_correct'] = jnp.sum(real * (jnp.argmax(nsp_logits, -1) == batch['next_sentence_labels']))
       sums['sequences'] = jnp.sum(real)
-    return sums['loss'], sums
+    return objective, sums
 
   def finalize(self, sums: dict, prefix: str = '') -> dict:
     out = super().finalize(sums, prefix)

@@ -202,3 +202,13 @@ def test_cli_refuses_a_workdir_below_a_file_and_a_stop_before_step_one(tiny_data
   out = _cli(tmp_path, f'--workdir={tmp_path}/w', '--stop_after=0')
   assert out.returncode == 2 and 'error: stop_after must be >= 1, got 0' in out.stderr, out.stderr
   assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.skipif(__import__('jax').default_backend() == 'gpu', reason='cudnn attention is valid on a GPU')
+@pytest.mark.parametrize('config_name', ['shakespeare_char.py', 'bert_pretrain.py'])
+def test_cudnn_attention_without_a_gpu_is_a_config_error(config_name):
+  """It passed validation, then crashed in a background compile thread ('cuDNN is not detected')."""
+  config = load_config(config_name)
+  config.model.attention_impl = 'cudnn'
+  with pytest.raises(ConfigError, match="model.attention_impl='cudnn' needs a GPU"):
+    config_lib.validate(config)

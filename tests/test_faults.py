@@ -126,24 +126,27 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tiny_config, tmp_path,
   _assert_same_params(lm_anatomy.restore(tmp_path / 'whole'), lm_anatomy.restore(tmp_path / 'run'))
 
 
-def _poison_step(monkeypatch, bad_step):
+def _poison_step(monkeypatch, *bad_steps):
   original = text.StreamLM.train_batch
 
   def train_batch(self, step, batch_size):
     batch = original(self, step, batch_size)
-    if step == bad_step:
+    if step in bad_steps:
       batch['weights'] = batch['weights'] * np.nan
     return batch
   monkeypatch.setattr(text.StreamLM, 'train_batch', train_batch)
 
 
-def test_nonfinite_loss_is_skipped_and_counted(tiny_config, tmp_path, monkeypatch):
-  """Fault: a NaN loss at step 7 with on_nonfinite='skip'. Expect the update skipped, counted, and no
-  NaN in any checkpoint."""
-  _poison_step(monkeypatch, 7)
+def test_nonfinite_loss_is_skipped_and_counted(tiny_config, tmp_path, monkeypatch, caplog):
+  """Fault: NaN losses at steps 6 and 7 (one dispatch of 5 steps) with on_nonfinite='skip'. Expect both
+  updates skipped, counted and logged, and no NaN in any checkpoint."""
+  _poison_step(monkeypatch, 6, 7)
   tiny_config.on_nonfinite = 'skip'
-  record = engine.train(tiny_config, tmp_path / 'run', progress=False)
-  assert record['skipped_updates'] == 1
+  with caplog.at_level('WARNING'):
+    record = engine.train(tiny_config, tmp_path / 'run', progress=False)
+  assert record['skipped_updates'] == 2
+  assert [m for m in caplog.messages if m.startswith('non-finite')] == [
+      f'non-finite loss or gradients at step {s}: update skipped' for s in (6, 7)]
   assert all(np.isfinite(x).all() for x in _leaves(lm_anatomy.restore(tmp_path / 'run').params))
   # The schedule followed the global step through the skip (it logs and applies schedule(step)); Adam's
   # own count (bias correction) counts the applied updates only.
@@ -153,7 +156,7 @@ def test_nonfinite_loss_is_skipped_and_counted(tiny_config, tmp_path, monkeypatc
   finally:
     ckpt.close()
   counts = [int(x) for p, x in jax.tree_util.tree_leaves_with_path(state['opt_state']) if 'count' in jax.tree_util.keystr(p)]
-  assert sorted(counts) == [tiny_config.steps - 1, tiny_config.steps], counts
+  assert sorted(counts) == [tiny_config.steps - 2, tiny_config.steps], counts
   for step in _steps_on_disk(tmp_path / 'run'):
     assert all(np.isfinite(x).all() for x in _leaves(lm_anatomy.restore(tmp_path / 'run', step=step).params))
 

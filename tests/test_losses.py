@@ -144,3 +144,20 @@ def test_matrix_mask_does_not_count_the_stacked_layer_axis(layout):
   assert not want[('h_0', 'ln_1', 'scale')] and not want[('h_0', 'attn', 'c_attn', 'bias')]
   assert want[('h_0', 'attn', 'c_attn', 'kernel')] and want[('wte', 'embedding')]
   np.testing.assert_allclose(losses.l2_penalty(stored), losses.l2_penalty(params), rtol=1e-6)
+
+
+def test_label_smoothing_shapes_the_objective_not_the_reported_loss(tiny_config):
+  """train_loss in metrics.jsonl was the smoothed objective, val_loss the plain cross-entropy."""
+  from lm_anatomy import data, models
+  tiny_config.task.label_smoothing = 0.3
+  ds = data.build(tiny_config)
+  task = tasks.build(tiny_config, models.build(tiny_config, ds.info), ds)
+  batch = ds.train_batch(0, 4)
+  params = task.init(jax.random.key(0), batch)
+  objective, sums = task.loss(params, batch, None, train=True)
+  logits = task.logits(params, batch)
+  plain = losses.weighted_sums(losses.cross_entropy(logits, batch['targets']), batch['weights'])[0]
+  smoothed = losses.weighted_sums(losses.cross_entropy(logits, batch['targets'], 0.3), batch['weights'])[0]
+  assert float(sums['loss']) == pytest.approx(float(plain), rel=1e-6)
+  assert float(objective) == pytest.approx(float(smoothed), rel=1e-6)
+  assert abs(float(smoothed) - float(plain)) > 1e-4 * float(plain)  # far apart next to the 1e-6 checks above

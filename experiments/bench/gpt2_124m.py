@@ -19,13 +19,15 @@ from lm_anatomy.models.gpt import GPT
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument('--batch_size', type=int, default=16)
-  ap.add_argument('--steps', type=int, default=30)
+  ap.add_argument('--steps', type=int, default=30, help='timed steps: a multiple of --steps_per_dispatch')
   ap.add_argument('--steps_per_dispatch', type=int, default=5)
   ap.add_argument('--dtype', default='bfloat16')
   ap.add_argument('--remat', action='store_true')
   ap.add_argument('--scan_layers', action='store_true')
   ap.add_argument('--attention_impl', default='auto')
   args = ap.parse_args()
+  if args.steps_per_dispatch < 1 or args.steps < 1 or args.steps % args.steps_per_dispatch:
+    ap.error(f'--steps ({args.steps}) must be a positive multiple of --steps_per_dispatch ({args.steps_per_dispatch})')
   T, B, k = 1024, args.batch_size, args.steps_per_dispatch
   config = config_lib.base()
   model = GPT(vocab_size=50304, block_size=T, n_layer=12, n_head=12, n_embd=768, bias=False, dtype=args.dtype,
@@ -48,7 +50,7 @@ def main():
   compile_s = time.perf_counter() - t0
   state, m = compiled(state, device_batches, jax.random.key(1))
   jax.block_until_ready(m)
-  n_chunks = max(args.steps // k, 1)
+  n_chunks = args.steps // k
   t0 = time.perf_counter()
   for _ in range(n_chunks):
     state, m = compiled(state, device_batches, jax.random.key(1))
@@ -60,7 +62,7 @@ def main():
   print(f'device: {jax.devices()[0].device_kind}; GPT-2 124M ({model.num_params(state.params) / 1e6:.1f}M params '
         f'without position embeddings), batch {B} × {T}, dtype {args.dtype}, remat {args.remat}')
   print(f'compile {compile_s:.1f} s; {dt * 1000:.1f} ms/step; {tok_s:,.0f} tokens/s; loss {float(m["loss"][-1]):.3f}')
-  print(f'MFU {100 * fpt * tok_s / peak:.1f}% of {peak / 1e12:.0f} TFLOP/s ({source})')
+  print(f'MFU {100 * fpt * tok_s / peak:.1f}% of {peak / 1e12:.3g} TFLOP/s ({source})')
 
 
 if __name__ == '__main__':

@@ -1,12 +1,15 @@
 """Training throughput of nanoGPT's CPU "baby" setting (shakespeare_char.py:baby, 2000 steps).
 
-  python experiments/bench/train_throughput.py [--steps=2000] [--workdir=/tmp/bench_baby]
+  python experiments/bench/train_throughput.py [--steps=2000] [--workdir=/tmp/lm_anatomy_bench_baby]
       [--compilation_cache=fresh|off|DIR]
 
 Runs the real command line (`python -m lm_anatomy.main`) in a fresh workdir and prints: the wall time
 of the whole run (start-up and compilation included), steady-state tokens/s and ms/step (evaluation
 records after the first), compile time, final val loss over the whole val split, and CPU MFU: model
-FLOP/s (6N + 12·L·H·Q·T per token) over the FLOP/s of a large float32 matmul measured in this run.
+FLOP/s (6N + 12·L·H·Q·T per token) over the FLOP/s of a large float32 matmul, which the run measures at
+its start (the engine's `mfu` and `peak_flops` in metrics.jsonl).
+The workdir is cleared before the run only if it is missing or a previous bench workdir (it holds the
+marker file `.bench_workdir`); any other folder is refused, so that a trained run is never erased.
 Reference (PyTorch nanoGPT on a 2-core machine like CI's): 35.75 ms/iter, 21.5k tokens/s, about 55%
 CPU MFU, 80 s in all.
 
@@ -26,6 +29,7 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+MARKER = '.bench_workdir'
 
 
 def main():
@@ -34,11 +38,25 @@ def main():
   ap.add_argument('--workdir', default='/tmp/lm_anatomy_bench_baby')
   ap.add_argument('--compilation_cache', default='fresh', help="'fresh' (an empty folder), 'off', or a folder")
   args = ap.parse_args()
-  shutil.rmtree(args.workdir, ignore_errors=True)
-  cache = tempfile.mkdtemp(prefix='xla_cache_') if args.compilation_cache == 'fresh' else args.compilation_cache
+  workdir = pathlib.Path(args.workdir).absolute()  # the run's command starts in the repository root
+  if workdir.exists() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
+    sys.exit(f'error: --workdir={args.workdir} holds files that this bench did not write; give an empty or new folder')
+  shutil.rmtree(workdir, ignore_errors=True)
+  workdir.mkdir(parents=True)
+  (workdir / MARKER).write_text('a workdir of experiments/bench/train_throughput.py, cleared on its next run\n')
+  fresh = args.compilation_cache == 'fresh'
+  cache = tempfile.mkdtemp(prefix='xla_cache_') if fresh else args.compilation_cache
+  try:
+    run_bench(args, workdir, cache)
+  finally:
+    if fresh:
+      shutil.rmtree(cache, ignore_errors=True)
+
+
+def run_bench(args, workdir: pathlib.Path, cache: str):
   cache_state = 'off' if cache == 'off' else f'{len(list(pathlib.Path(cache).glob("*-cache")))} programs in {cache}'
   cmd = [sys.executable, '-m', 'lm_anatomy.main', f'--config={ROOT}/experiments/configs/shakespeare_char.py:baby',
-         f'--workdir={args.workdir}', f'--config.steps={args.steps}', '--progress=false',
+         f'--workdir={workdir}', f'--config.steps={args.steps}', '--progress=false',
          f'--compilation_cache={cache}']
   t0 = time.perf_counter()
   subprocess.run(cmd, check=True, cwd=ROOT)
@@ -46,14 +64,13 @@ def main():
 
   import jax
   import lm_anatomy
-  from lm_anatomy import flops
-  records = [json.loads(l) for l in pathlib.Path(args.workdir, 'metrics.jsonl').read_text().splitlines()]
+  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   steady = [r['tokens_per_sec'] for r in records[1:]] or [records[-1]['tokens_per_sec']]
   tok_s = statistics.median(steady)
-  run = lm_anatomy.restore(args.workdir)
+  run = lm_anatomy.restore(workdir)
   seq_len = run.config.model.block_size
   fpt = run.model.flops_per_token(seq_len, run.params)
-  peak = flops.measured_matmul_flops()
+  peak = records[-1]['peak_flops']  # measured by the run at its start
   tokens_per_step = run.config.batch_size * seq_len
   print(f'device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs')
   print(f'whole run ({args.steps} steps, start-up and compile included): {wall:.1f} s '
@@ -64,7 +81,8 @@ def main():
         f'(median over {len(steady)} evaluation intervals)')
   print(f'final val loss (whole val split): {records[-1]["val_loss"]:.4f}')
   print(f'model: {run.model.num_params(run.params):,} params (no position embeddings), {fpt / 1e6:.2f} MFLOP/token')
-  print(f'CPU peak (float32 2048³ matmul): {peak / 1e9:.1f} GFLOP/s; MFU: {100 * fpt * tok_s / peak:.1f}%')
+  print(f'CPU peak (float32 2048³ matmul, measured at the run\'s start): {peak / 1e9:.1f} GFLOP/s; '
+        f'MFU: {100 * fpt * tok_s / peak:.1f}%')
 
 
 if __name__ == '__main__':

@@ -36,7 +36,11 @@ def study(run_dir: pathlib.Path, contexts: list[int], n_positions: int, chunk_le
   import lm_anatomy
   from lm_anatomy import analysis, data
   run = lm_anatomy.restore(run_dir)
+  from lm_anatomy.errors import ConfigError
   val = data.build(run.config).splits['val']
+  if max(contexts) > len(val) - 1 or min(contexts) < 1 or n_positions < 1:
+    raise ConfigError(f'--contexts must lie in [1, {len(val) - 1}] (the val split has {len(val)} tokens) and '
+                      f'--positions must be >= 1; got contexts {min(contexts)} … {max(contexts)}, positions {n_positions}')
   positions = np.linspace(max(contexts) - 1, len(val) - 2, n_positions).astype(np.int64)
   limit = run.model.context_limit()
   out = {'model': run.config.model.name, 'step': run.step, 'context_limit': limit, 'contexts': contexts,

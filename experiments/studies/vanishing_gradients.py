@@ -35,7 +35,11 @@ def measure(run_dir: pathlib.Path, length: int, n_windows: int) -> dict:
   import jax.numpy as jnp
   import lm_anatomy
   from lm_anatomy import analysis, data
+  from lm_anatomy.errors import ConfigError
   run = lm_anatomy.restore(run_dir)
+  limit = run.model.context_limit()
+  if length < 1 or (limit and length > limit):
+    raise ConfigError(f'--length={length} must lie in [1, {limit or "∞"}], the context of {run_dir.name}')
   val = data.build(run.config).splits['val']
   starts = np.linspace(0, len(val) - length - 2, n_windows).astype(np.int64)
   windows = val[starts[:, None] + np.arange(length + 1)[None]]

@@ -64,8 +64,7 @@ class GPT(nn.Module):
                         f"model.n_head ({cfg.get('n_head', 6)})")
     if cfg.get('activation', 'gelu_tanh') not in layers.ACTIVATIONS:
       raise ConfigError(f"unknown model.activation={cfg.activation!r}; choose one of {sorted(layers.ACTIVATIONS)}")
-    if cfg.get('attention_impl', 'auto') not in layers.ATTENTION_IMPLS:
-      raise ConfigError(f"unknown model.attention_impl={cfg.attention_impl!r}; choose one of {list(layers.ATTENTION_IMPLS)}")
+    layers.check_attention_impl(cfg.get('attention_impl', 'auto'))
     if not 0.0 <= cfg.get('dropout', 0.0) < 1.0:
       raise ConfigError(f'model.dropout must be in [0, 1), got {cfg.dropout}')
     if cfg.get('weight_init', 'gpt2') not in INITS:
@@ -114,9 +113,12 @@ class GPT(nn.Module):
     return n - (int(np.prod(params['wpe'].shape)) if exclude_embeddings else 0)
 
   def flops_per_token(self, seq_len: int, params) -> float:
-    """Training FLOPs per token: 6N + 12·L·H·Q·T (PaLM appendix B; nanoGPT's estimate_mfu)."""
+    """Training FLOPs per token: 6N + 12·L·H·Q·T (PaLM appendix B; nanoGPT's estimate_mfu), N the weights
+    that enter matrix products: all but the position embeddings and, when the output layer is untied, the
+    token embeddings (a lookup; lm_head does the product)."""
     head_dim = self.n_embd // self.n_head
-    return 6 * self.num_params(params) + 12 * self.n_layer * self.n_head * head_dim * seq_len
+    n = self.num_params(params) - (0 if self.tie_embeddings else int(np.prod(params['wte']['embedding'].shape)))
+    return 6 * n + 12 * self.n_layer * self.n_head * head_dim * seq_len
 
   def context_limit(self) -> int:
     return self.block_size

@@ -64,6 +64,16 @@ class Dense(nn.Module):
     return y.reshape(*x.shape[:-1], self.features)
 
 
+def check_attention_impl(impl: str) -> None:
+  """ConfigError for an unknown `model.attention_impl`, or 'cudnn' without a GPU."""
+  from lm_anatomy.errors import ConfigError
+  if impl not in ATTENTION_IMPLS:
+    raise ConfigError(f'unknown model.attention_impl={impl!r}; choose one of {list(ATTENTION_IMPLS)}')
+  if impl == 'cudnn' and jax.default_backend() != 'gpu':
+    raise ConfigError(f"model.attention_impl='cudnn' needs a GPU (this backend: {jax.default_backend()}); "
+                      "use 'auto'")
+
+
 def resolve_attention_impl(impl: str) -> str:
   """'auto' → the fused path on GPU, a plain einsum on CPU (faster there at small sizes)."""
   if impl == 'auto':
@@ -79,6 +89,8 @@ def dot_product_attention(q, k, v, *, causal: bool, mask=None, impl: str = 'auto
   mask: None or bool, broadcastable to [batch, heads, q_len, kv_len] (True = may attend).
   causal: query i (of q_len) sees keys j ≤ i + kv_len − q_len, i.e. the queries are the last q_len
   positions of the keys' sequence, with either impl.
+  With dropout on the attention weights (training with dropout_rate > 0) the einsum path runs whatever
+  `impl` says: jax.nn.dot_product_attention has no dropout.
   Returns [batch, heads, q_len, d_h]. Softmax runs in float32. Heads-major keeps both products
   plain batched matmuls (no transposes inside them): about 25% faster on CPU than [b, t, h, d].
   """
