@@ -4,7 +4,8 @@
   python -m lm_anatomy.evaluate --workdir=runs/baby --file=some_text.txt
 
 What a file holds follows the run's corpus: a corpus whose build function offers `from_file` reads it
-in its own format (sst2_text: `label sentence` lines → accuracy, loss, count of sentences; sst2_mlm:
+in its own format (names: one name per line, as names.txt → loss, accuracy, count of characters and
+end tokens; sst2_text: `label sentence` lines → accuracy, loss, count of sentences; sst2_mlm:
 the same lines → masked-token accuracy, loss, …); a language model on a text corpus reads plain text
 (→ loss, perplexity, bpc, accuracy, count of tokens scored). The run's own tokenizer is used, and the
 file's sequences are scored as the run's validation split is.

@@ -30,13 +30,16 @@ import numpy as np
 from lm_anatomy.errors import ConfigError
 
 
+GREEDY_BELOW = 1e-6
+
+
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
   """Raises ConfigError unless temperature ≥ 0 (0 = greedy), top_k ≥ 0 (0 = all) and 0 < top_p ≤ 1."""
   bad = []
   if not temperature >= 0 or math.isinf(temperature):  # `not ≥` also catches NaN
     bad.append(f'temperature must be a finite number >= 0 (0 = greedy), got {temperature}')
-  if not top_k >= 0:
-    bad.append(f'top_k must be >= 0 (0 = no limit), got {top_k}')
+  if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not top_k >= 0:
+    bad.append(f'top_k must be an integer >= 0 (0 = no limit), got {top_k!r}')
   if not 0 < top_p <= 1:
     bad.append(f'top_p must be in (0, 1], got {top_p}')
   if bad:
@@ -44,10 +47,11 @@ def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
 
 
 def sample_logits(logits, rng, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
-  """One token per row from logits [batch, vocab] → [batch] int32. temperature 0 = greedy (argmax);
+  """One token per row from logits [batch, vocab] → [batch] int32. temperature 0 = greedy (argmax), and
+  so is any temperature below GREEDY_BELOW (a subnormal one would flush to 0 and divide by it);
   top_k keeps the k most likely tokens, top_p the smallest set whose probability reaches top_p."""
   check_sampling(temperature, top_k, top_p)
-  if temperature == 0:
+  if temperature < GREEDY_BELOW:
     return jnp.argmax(logits, -1).astype(jnp.int32)
   logits = logits.astype(jnp.float32) / temperature
   neg = jnp.finfo(jnp.float32).min
@@ -116,9 +120,13 @@ def generate(model, params, prompt, max_new_tokens: int, rng, temperature: float
              top_p: float = 1.0, use_cache: bool = True) -> np.ndarray:
   """prompt: [batch, n] int ids (n ≥ 1) → new tokens [batch, max_new_tokens] int32."""
   check_sampling(temperature, top_k, top_p)
-  prompt = np.asarray(prompt, np.int32)
-  if prompt.ndim != 2 or prompt.shape[1] == 0:
-    raise ConfigError('prompt must be [batch, n] with n >= 1')
+  prompt = np.asarray(prompt)
+  if prompt.ndim != 2 or prompt.shape[1] == 0 or prompt.dtype.kind not in 'iu':
+    raise ConfigError(f'prompt must be integer ids [batch, n] with n >= 1, got {prompt.dtype} {prompt.shape}')
+  vocab = getattr(model, 'vocab_size', 0)
+  if vocab and (prompt.min() < 0 or prompt.max() >= vocab):
+    raise ConfigError(f'prompt ids must lie in [0, {vocab}), got {prompt.min()} … {prompt.max()}')
+  prompt = prompt.astype(np.int32)
   if max_new_tokens < 0:
     raise ConfigError(f'max_new_tokens must be >= 0, got {max_new_tokens}')
   B = prompt.shape[0]

@@ -48,7 +48,7 @@ EXPORTABLE = {'bert': bert, 'gpt': gpt}
 # Model fields that may differ between a checkpoint and the model it initialises (scan_layers and remat
 # change only how the blocks are stored and run: init_params maps between the layouts).
 NOT_ARCHITECTURE = ('name', 'head', 'pooler', 'dropout', 'attention_impl', 'num_classes', 'dtype', 'scan_layers',
-                    'remat')
+                    'remat', 'weight_init')
 
 
 def resolve(source: str | pathlib.Path) -> pathlib.Path:
@@ -86,6 +86,9 @@ def read(path: str | pathlib.Path) -> tuple[dict, dict[str, np.ndarray]]:
   path = resolve(path)
   if not (path / 'config.json').is_file():
     raise CheckpointError(f'{path} has no config.json')
+  if is_run(path):
+    raise CheckpointError(f"{path} is a run's workdir, not a Hugging Face directory: load it with "
+                          'lm_anatomy.restore, or export it with lm_anatomy.hf.export')
   config = json.loads((path / 'config.json').read_text())
   single, index = path / 'model.safetensors', path / 'model.safetensors.index.json'
   if single.is_file():

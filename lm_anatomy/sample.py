@@ -5,8 +5,11 @@
 
 Any causal LM run samples: GPT with a KV cache, RNN / LSTM / GRU carrying their state, the FFNN and the
 bigram on their window (see generate.py). A prompt longer than the model's context is cropped to its last
-block_size tokens; a character the tokenizer does not know is an error. `--no_cache` re-runs the model on
-the whole context for each token; the same --seed gives the same text either way.
+block_size tokens; a character the tokenizer does not know is an error. The default prompt is the run's
+start token (names: '.') or, without one, a newline. `--no_cache` re-runs the model on its last
+block_size tokens for each token; the same --seed gives the same text either way as long as the prompt
+and the new tokens fit in block_size (past it the cache restarts from the last block_size/2 tokens, while
+--no_cache slides its window one token at a time; see generate.py).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from absl import flags
 from lm_anatomy import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder to sample from.')
-_PROMPT = flags.DEFINE_string('prompt', '\n', 'Text to continue.')
+_PROMPT = flags.DEFINE_string('prompt', None, "Text to continue. Default: the run's start token, else a newline.")
 _NUM = flags.DEFINE_integer('num_samples', 1, 'Samples to draw (one batch).')
 _MAX_NEW = flags.DEFINE_integer('max_new_tokens', 500, 'Tokens to generate per sample.')
 _TEMP = flags.DEFINE_float('temperature', 0.8, 'Softmax temperature; 0 = greedy.')
@@ -41,7 +44,9 @@ def main(argv):
   if run.config.task.name != 'causal_lm':
     raise ConfigError(f"{_WORKDIR.value} trains task.name={run.config.task.name!r}; sampling needs a causal "
                       "language model (task.name='causal_lm')")
-  ids = run.tokenizer.encode(_PROMPT.value)
+  specials = getattr(run.tokenizer, 'specials', None)
+  prompt_text = _PROMPT.value if _PROMPT.value is not None else (specials[0] if specials else '\n')
+  ids = run.tokenizer.encode(prompt_text)
   if len(ids) == 0:
     raise ConfigError('the prompt is empty')
   prompt = np.tile(ids[None], (_NUM.value, 1))
@@ -49,7 +54,7 @@ def main(argv):
                           _TEMP.value, _TOP_K.value, _TOP_P.value, use_cache=not _NO_CACHE.value)
   for i, row in enumerate(new):
     print(f'--- sample {i}')
-    print(_PROMPT.value + run.tokenizer.decode(row))
+    print(prompt_text + run.tokenizer.decode(row))
 
 
 if __name__ == '__main__':

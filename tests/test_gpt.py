@@ -123,7 +123,8 @@ def test_generate_with_and_without_cache_agree(gpt):
     (dict(temperature=-1.0), 'temperature must be'),
     (dict(top_p=0.0), r'top_p must be in \(0, 1\], got 0.0'),
     (dict(top_p=1.5), 'top_p must be'),
-    (dict(top_k=-1), 'top_k must be >= 0'),
+    (dict(top_k=-1), 'top_k must be an integer >= 0'),
+    (dict(top_k=2.5), r'top_k must be an integer >= 0 \(0 = no limit\), got 2.5'),
 ])
 def test_bad_sampling_settings_are_clear_errors(gpt, settings, message):
   model, params = gpt
@@ -132,6 +133,23 @@ def test_bad_sampling_settings_are_clear_errors(gpt, settings, message):
     generate.sample_logits(logits, jax.random.key(0), **settings)
   with pytest.raises(ValueError, match=message):
     generate.generate(model, params, np.array([[1, 2]]), 3, jax.random.key(0), **settings)
+
+
+@pytest.mark.parametrize('prompt, message', [
+    ([[1000]], r'prompt ids must lie in \[0, 11\), got 1000 … 1000'),   # gave NaN logits and token 0
+    ([[-5, 2]], r'prompt ids must lie in \[0, 11\), got -5 … 2'),       # wrapped around to id 6
+    ([[3.7]], 'prompt must be integer ids'),                             # was cut to 3
+])
+def test_prompt_ids_outside_the_vocabulary_are_clear_errors(gpt, prompt, message):
+  model, params = gpt
+  with pytest.raises(ValueError, match=message):
+    generate.generate(model, params, np.array(prompt), 3, jax.random.key(0))
+
+
+def test_a_subnormal_temperature_is_greedy():
+  logits = jnp.array([[1.0, 3.0, 2.0]] * 50)
+  for t in (1e-40, 1e-7):  # 1e-40 flushed to 0 on CPU, and logits / 0 made every token tie at +inf
+    assert (np.asarray(generate.sample_logits(logits, jax.random.key(0), temperature=t)) == 1).all()
 
 
 def test_input_longer_than_block_size_is_a_clear_error(gpt):

@@ -105,6 +105,33 @@ def test_untied_gpt_round_trip_is_exact(tmp_path):
   np.testing.assert_array_equal(model.apply({'params': params}, x), back.model.apply({'params': back.params}, x))
 
 
+def test_gpt_without_biases_round_trips_and_fine_tunes_from_its_export(tmp_path):
+  """shakespeare_char's bias=False GPT came back from its export with bias=True and zero biases, so
+  init_from the export refused the run's own config."""
+  from lm_anatomy import config as config_lib
+  model = GPT(vocab_size=27, block_size=16, n_layer=2, n_head=2, n_embd=8, bias=False)
+  params = model.init(jax.random.key(0), jnp.ones((1, 5), jnp.int32))['params']
+  config = config_lib.base()
+  config.model = {'name': 'gpt', 'bias': False}
+  hf.export(Pretrained(config=config, model=model, params=params), tmp_path / 'out')
+  assert json.loads((tmp_path / 'out' / 'config.json').read_text())['lm_anatomy_bias'] is False
+  back = lm_anatomy.from_pretrained(tmp_path / 'out')
+  assert back.model.bias is False
+  assert jax.tree.structure(back.params) == jax.tree.structure(params)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
+    np.testing.assert_array_equal(a, b)
+  fresh = model.clone(weight_init='pytorch').init(jax.random.key(1), jnp.ones((1, 5), jnp.int32))['params']
+  merged = hf.init_params(tmp_path / 'out', model.clone(weight_init='pytorch'), fresh)  # weight_init: not architecture
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(merged)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_from_pretrained_on_a_run_points_to_restore(tmp_path):
+  (tmp_path / 'config.json').write_text(json.dumps({'model': {'name': 'gpt'}}))
+  with pytest.raises(CheckpointError, match="is a run's workdir, not a Hugging Face directory: load it with lm_anatomy.restore"):
+    lm_anatomy.from_pretrained(tmp_path)
+
+
 @pytest.mark.parametrize('layout', [dict(scan_layers=True), dict(remat=True), dict(scan_layers=True, remat=True)])
 def test_scanned_and_rematerialised_gpts_export_and_load(tmp_path, layout):
   """scan_layers / remat store the blocks differently (stacked `h/block`, `h_i/block`); export and

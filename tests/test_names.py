@@ -8,7 +8,7 @@ import pytest
 
 import lm_anatomy
 from lm_anatomy import config as config_lib
-from lm_anatomy import data, engine, losses
+from lm_anatomy import data, engine, evaluate, losses
 from lm_anatomy.data import names as names_lib
 from lm_anatomy.errors import ConfigError, DataError
 from conftest import load_config
@@ -184,6 +184,17 @@ def test_test_loss_is_makemores_mean_over_characters_and_end_tokens(names_data, 
     total += float(np.sum(losses.cross_entropy(lg[:len(ids) - 1], ids[1:])))
     count += len(ids) - 1
   assert record['step'] == 20 and record['test_loss'] == pytest.approx(total / count, rel=1e-5)
+  # `python -m lm_anatomy.evaluate` on a file of names (one per line) scores them as the test split.
+  (tmp_path / 'test_names.txt').write_text(''.join(WORDS[i] + '\n' for i in TEST_LINES))
+  scored = evaluate.evaluate_file(tmp_path / 'run', tmp_path / 'test_names.txt')
+  assert scored['count'] == count and scored['loss'] == pytest.approx(record['test_loss'], rel=1e-6)
+  # `python -m lm_anatomy.sample` starts from the run's start token '.' (its default newline is unknown here).
+  import subprocess, sys
+  from conftest import ROOT
+  out = subprocess.run([sys.executable, '-m', 'lm_anatomy.sample', f'--workdir={tmp_path}/run', '--max_new_tokens=5'],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.splitlines()[1].startswith('.') and len(out.stdout.splitlines()[1]) == 6
 
 
 @pytest.mark.skipif(not (pathlib.Path(os.environ.get('LM_ANATOMY_DATA', '/nonexistent')) / 'names' / 'test_split.txt').exists(),

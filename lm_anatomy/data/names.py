@@ -171,6 +171,20 @@ def build_names(corpus: corpora.Corpus, config, process_index: int = 0, process_
   return NamesDataset(split_words, tok, T, config.seed, process_index, process_count, config.data.sampling)
 
 
+def _names_from_file(config, tokenizer, path) -> NamesDataset:
+  """`lm_anatomy.evaluate`: a file of names, one per line as in names.txt, as split 'file', scored as the
+  test split is (every character and each end token)."""
+  words = read_words(path)
+  T = 1 + max(len(w) for w in words)
+  wanted = config_lib.seq_len(config)
+  if wanted and wanted < T:
+    raise ConfigError(f'{path} holds a name of {T - 1} characters; the run\'s model takes {wanted} tokens')
+  return NamesDataset({'train': words, 'file': words}, tokenizer, wanted or T, config.seed)
+
+
+build_names.from_file = _names_from_file
+
+
 corpora.register(corpora.Corpus(
     name='names',
     files={

@@ -63,8 +63,9 @@ class CharTokenizer:
       return np.array([self.stoi[c] for c in text], np.int32)
     except KeyError as e:
       pos = text.index(e.args[0])
+      specials = f' and the special tokens {self.specials}' if self.specials else ''
       raise DataError(f'character {e.args[0]!r} at position {pos} is not in the vocabulary '
-                      f'({self.vocab_size} symbols: {"".join(self.chars)!r})') from None
+                      f'({self.vocab_size} symbols: {"".join(self.chars)!r}{specials})') from None
 
   def decode(self, ids) -> str:
     return ''.join(_lookup(self.itos, ids))

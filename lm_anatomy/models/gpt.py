@@ -134,7 +134,8 @@ _HF_BLOCK = ('ln_1', 'attn/c_attn', 'attn/c_proj', 'ln_2', 'mlp/c_fc', 'mlp/c_pr
 
 def to_hf(model: GPT, params) -> tuple[dict, dict[str, np.ndarray]]:
   """(config.json dict, {name: array}) for Hugging Face's GPT2LMHeadModel. Without biases
-  (`bias=False`) the exported biases are zeros, which computes the same function."""
+  (`bias=False`) the exported biases are zeros, which computes the same function, and config.json says
+  `lm_anatomy_bias: false` (transformers keeps the key and ignores it) so that `from_hf` drops them again."""
   if model.activation not in HF_ACTIVATIONS:
     raise ConfigError(f'model.activation={model.activation!r} has no GPT-2 equivalent; export supports '
                       f'{sorted(HF_ACTIVATIONS)}')
@@ -143,7 +144,7 @@ def to_hf(model: GPT, params) -> tuple[dict, dict[str, np.ndarray]]:
             'n_head': model.n_head, 'n_inner': None, 'activation_function': HF_ACTIVATIONS[model.activation],
             'resid_pdrop': model.dropout, 'embd_pdrop': model.dropout, 'attn_pdrop': model.dropout,
             'layer_norm_epsilon': model.layer_norm_eps, 'initializer_range': 0.02,
-            'tie_word_embeddings': model.tie_embeddings}
+            'tie_word_embeddings': model.tie_embeddings, 'lm_anatomy_bias': model.bias}
   params = layers.unrolled_blocks(params, model.n_layer)  # scan / remat layouts hold the same weights
   t = {'transformer.wte.weight': params['wte']['embedding'], 'transformer.wpe.weight': params['wpe']}
   if not model.tie_embeddings:
@@ -200,8 +201,27 @@ def from_hf(config: dict, tensors: dict[str, np.ndarray]) -> tuple[dict, dict]:
       else:
         block[path] = leaf
     params[f'h_{i}'] = block
+  bias = bool(config.get('lm_anatomy_bias', True))  # False: our export of a GPT without biases (all zeros)
+  if not bias:
+    params, biases = _split_biases(params)
+    if any(np.any(b != 0) for b in biases):
+      raise ConfigError('config.json says lm_anatomy_bias=false, but the checkpoint has non-zero biases')
   fields = {'name': 'gpt', 'vocab_size': config['vocab_size'], 'block_size': config['n_positions'],
             'n_layer': config['n_layer'], 'n_head': config['n_head'], 'n_embd': d,
-            'dropout': float(config.get('resid_pdrop', 0.0)), 'bias': True, 'activation': acts[act],
+            'dropout': float(config.get('resid_pdrop', 0.0)), 'bias': bias, 'activation': acts[act],
             'layer_norm_eps': float(config.get('layer_norm_epsilon', 1e-5)), 'tie_embeddings': bool(tied)}
   return fields, params
+
+
+def _split_biases(tree: dict) -> tuple[dict, list]:
+  """(`tree` without its 'bias' entries, those biases)."""
+  kept, biases = {}, []
+  for k, v in tree.items():
+    if k == 'bias':
+      biases.append(v)
+    elif isinstance(v, dict):
+      kept[k], inner = _split_biases(v)
+      biases += inner
+    else:
+      kept[k] = v
+  return kept, biases
