@@ -85,22 +85,27 @@ def test_gpt2_round_trip_is_exact(tmp_path):
   assert config['model_type'] == 'gpt2' and config['architectures'] == ['GPT2LMHeadModel']
 
 
-def test_untied_gpt_round_trip_is_exact(tmp_path):
-  """A GPT with its own output matrix (makemore's layout) exports `lm_head.weight` and comes back untied."""
+def _gpt_export_round_trip(tmp_path, **fields):
+  """A tiny GPT with `fields`, exported and loaded back: (model, params, loaded Pretrained, config.json)."""
   from lm_anatomy import config as config_lib
-  model = GPT(vocab_size=27, block_size=16, n_layer=2, n_head=2, n_embd=8, weight_init='pytorch', tie_embeddings=False)
+  model = GPT(vocab_size=27, block_size=16, n_layer=2, n_head=2, n_embd=8, **fields)
   params = model.init(jax.random.key(0), jnp.ones((1, 5), jnp.int32))['params']
   config = config_lib.base()
-  config.model = {'name': 'gpt', 'weight_init': 'pytorch', 'tie_embeddings': False}
+  config.model = {'name': 'gpt', **fields}
   hf.export(Pretrained(config=config, model=model, params=params), tmp_path / 'out')
-  tensors = load_file(str(tmp_path / 'out' / 'model.safetensors'))
-  np.testing.assert_array_equal(tensors['lm_head.weight'], np.asarray(params['lm_head']['kernel']).T)
-  assert json.loads((tmp_path / 'out' / 'config.json').read_text())['tie_word_embeddings'] is False
   back = lm_anatomy.from_pretrained(tmp_path / 'out')
-  assert back.model.tie_embeddings is False
   assert jax.tree.structure(back.params) == jax.tree.structure(params)
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
     np.testing.assert_array_equal(a, b)
+  return model, params, back, json.loads((tmp_path / 'out' / 'config.json').read_text())
+
+
+def test_untied_gpt_round_trip_is_exact(tmp_path):
+  """A GPT with its own output matrix (makemore's layout) exports `lm_head.weight` and comes back untied."""
+  model, params, back, exported = _gpt_export_round_trip(tmp_path, weight_init='pytorch', tie_embeddings=False)
+  tensors = load_file(str(tmp_path / 'out' / 'model.safetensors'))
+  np.testing.assert_array_equal(tensors['lm_head.weight'], np.asarray(params['lm_head']['kernel']).T)
+  assert exported['tie_word_embeddings'] is False and back.model.tie_embeddings is False
   x = jnp.array([[1, 2, 3, 4]])
   np.testing.assert_array_equal(model.apply({'params': params}, x), back.model.apply({'params': back.params}, x))
 
@@ -108,18 +113,8 @@ def test_untied_gpt_round_trip_is_exact(tmp_path):
 def test_gpt_without_biases_round_trips_and_fine_tunes_from_its_export(tmp_path):
   """shakespeare_char's bias=False GPT came back from its export with bias=True and zero biases, so
   init_from the export refused the run's own config."""
-  from lm_anatomy import config as config_lib
-  model = GPT(vocab_size=27, block_size=16, n_layer=2, n_head=2, n_embd=8, bias=False)
-  params = model.init(jax.random.key(0), jnp.ones((1, 5), jnp.int32))['params']
-  config = config_lib.base()
-  config.model = {'name': 'gpt', 'bias': False}
-  hf.export(Pretrained(config=config, model=model, params=params), tmp_path / 'out')
-  assert json.loads((tmp_path / 'out' / 'config.json').read_text())['lm_anatomy_bias'] is False
-  back = lm_anatomy.from_pretrained(tmp_path / 'out')
-  assert back.model.bias is False
-  assert jax.tree.structure(back.params) == jax.tree.structure(params)
-  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
-    np.testing.assert_array_equal(a, b)
+  model, params, back, exported = _gpt_export_round_trip(tmp_path, bias=False)
+  assert exported['lm_anatomy_bias'] is False and back.model.bias is False
   fresh = model.clone(weight_init='pytorch').init(jax.random.key(1), jnp.ones((1, 5), jnp.int32))['params']
   merged = hf.init_params(tmp_path / 'out', model.clone(weight_init='pytorch'), fresh)  # weight_init: not architecture
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(merged)):
