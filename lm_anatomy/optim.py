@@ -8,8 +8,8 @@ Schedules (s = step, η = lr, η_min = min_lr, W = warmup_steps, S = decay_steps
   wsd           η_s = η until D = S − ⌊f·(S−W)⌋, then η + (η_min − η)(s−D)/(S−D)    f = decay_fraction
                 (warmup–stable–decay: a constant rate, annealed linearly over the last fraction f)
   constant      η_s = η
-After the decay (s ≥ S) the rate stays at η_min. W is not cut to S: with W ≥ S the run ends inside the
-warmup, as in nanoGPT.
+After the decay (s ≥ S, or s > W when S ≤ W) the rate stays at η_min. W is not cut to the run's length:
+with W ≥ steps the run ends inside the warmup, as in nanoGPT.
 Weight decay applies to matrices only (`layers.matrix_mask`: kernels and embeddings). With adamw it is
 decoupled, θ ← θ − η·λ·θ beside the Adam step; with sgd, momentum and adam it is added to the gradient,
 g + λθ, as PyTorch's weight_decay for those optimisers (for adam that is an L2 penalty that passes through
@@ -37,7 +37,7 @@ def schedule(opt, steps: int) -> optax.Schedule:
     decay = min(max(int(opt.decay_fraction * span), 1), span)
     stable = span - decay
     return optax.join_schedules([optax.linear_schedule(start, opt.lr, warmup), optax.constant_schedule(opt.lr),
-                                 optax.linear_schedule(opt.lr, opt.min_lr, decay)], [warmup, warmup + stable])
+                                 optax.linear_schedule(opt.lr, opt.min_lr, max(decay, 1))], [warmup, warmup + stable])
   return optax.join_schedules([optax.linear_schedule(start, opt.lr, warmup), optax.constant_schedule(opt.lr)],
                               [warmup])
 

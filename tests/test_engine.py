@@ -186,6 +186,15 @@ def test_a_warmup_longer_than_the_run_is_kept_as_nanogpt_keeps_it(tiny_config, s
   assert float(lr(19)) == pytest.approx(1e-3 * 20 / 21, rel=1e-5)
 
 
+@pytest.mark.parametrize('schedule', ['cosine', 'linear', 'wsd'])
+def test_a_decay_that_ends_with_the_warmup_leaves_the_floor_after_it(tiny_config, schedule):
+  """decay_steps ≤ W: every schedule is at η after the warmup, then at η_min (wsd stayed at η for the run)."""
+  opt = tiny_config.optimizer
+  opt.schedule, opt.lr, opt.min_lr, opt.warmup_steps, opt.decay_steps = schedule, 1.0, 0.1, 10, 10
+  _, lr = optim.build(opt, 100)
+  np.testing.assert_allclose([float(lr(s)) for s in (10, 11, 50, 99)], [1.0, 0.1, 0.1, 0.1], rtol=1e-6)
+
+
 def test_restore_needs_an_integer_step(tiny_config, tmp_path):
   tiny_config.steps = 10
   engine.train(tiny_config, tmp_path / 'run', progress=False)

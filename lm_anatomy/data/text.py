@@ -3,7 +3,8 @@
 Training batches are windows of `seq_len + 1` tokens. With `data.sampling='replacement'` (nanoGPT's)
 their starts are drawn uniformly from the train split; with 'epochs', each epoch cuts the split into
 non-overlapping windows at a fresh random offset in [0, seq_len) and visits every window once in a fresh
-order, so each token is trained on once an epoch. Batch `step` is a pure function of (seed, step): its
+order, so each token is trained on at most once an epoch (all of them but fewer than 2·seq_len at the
+ends of the split, which the offset and the last partial window leave out). Batch `step` is a pure function of (seed, step): its
 starts come from `np.random.default_rng([seed, step])` (or from the epoch's seeded order), and process `p`
 of `P` keeps rows `[p·B/P, (p+1)·B/P)` of the global batch, so a resumed or multi-host run sees
 exactly the batches of an uninterrupted single-process run.

@@ -11,7 +11,8 @@ Positions before the start of the sequence (s < 1) hold a learned <blank> embedd
 C[vocab] (makemore's choice), so every position gets a full window. The model is applied at every
 position of a [batch, length] input at once, so it trains on the same next-token task as the GPT.
 Its context never exceeds n tokens, whatever the sequence length. Dropout follows the tanh layer.
-Initialisation is PyTorch's (as in makemore): C ~ N(0, 1); H, d, U, b ~ U(−1/√fan_in, 1/√fan_in).
+Initialisation is PyTorch's (as in makemore): C ~ N(0, 1); H, d, U, b ~ U(−1/√fan_in, 1/√fan_in); the
+direct connections W ~ N(0, 1/(n·m)), without a bias.
 """
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ For input tokens x_1 … x_T (T ≤ block_size):
   p(x_{t+1} | x_≤t) = softmax(logits_t)
 
 Attention at position t sees positions ≤ t only (mask M_ts = −∞ for s > t). The MLP is
-GELU(h W_1 + b_1) W_2 + b_2 with W_1: [d, 4d]. Dropout follows the embeddings, the attention weights,
+GELU(h W_1 + b_1) W_2 + b_2 with W_1: [d, 4d]; GELU is GPT-2's tanh form ½z(1 + tanh(√(2/π)(z + 0.044715z³)))
+by default (`activation='gelu_tanh'`; 'gelu' is the exact zΦ(z)). Dropout follows the embeddings, the attention weights,
 and each residual branch.
 
 Initialisation (`weight_init`): 'gpt2' (default) is GPT-2's, N(0, 0.02²) for embeddings and weights, the
