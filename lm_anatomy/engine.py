@@ -389,7 +389,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
         state, metrics = program(state, device_batches, dropout_rng)
         nxt = step + n
         pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
-        metrics = jax.device_get(metrics)
+        metrics = strategy.to_host(metrics)
         dt = time.perf_counter() - t0
         window_steps, window_time = window_steps + n, window_time + dt
         meta['train_seconds'] = meta.get('train_seconds', 0.0) + dt

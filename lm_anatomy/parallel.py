@@ -130,6 +130,7 @@ class MeshStrategy:
 
   @staticmethod
   def to_host(tree):
+    """Train metrics (one copy, replicated) on the host."""
     return jax.device_get(tree)
 
 

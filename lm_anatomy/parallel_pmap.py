@@ -102,11 +102,11 @@ class PmapStrategy:
     def per_device(state, batches, base_rng):  # each device its own dropout key, so masks differ across devices
       return fn(state, batches, jax.random.fold_in(base_rng, jax.lax.axis_index(AXIS)))
     p = jax.pmap(per_device, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,), devices=self.devices)
-    return _Lowered(p, lambda out: (out[0], jax.tree.map(lambda m: m[0], out[1])))
+    return _Lowered(p, lambda out: out)  # metrics keep their device axis until `to_host`
 
   def compile_eval(self, fn: Callable, params_sharding=None):
     p = jax.pmap(fn, in_axes=(0, 0), devices=self.devices)
-    return _Lowered(p, lambda out: jax.tree.map(lambda x: x.sum(0), out))
+    return _Lowered(p, lambda out: jax.tree.map(lambda x: np.asarray(x).sum(0), out))  # on the host: no program
 
   @staticmethod
   def total(x):
@@ -114,4 +114,6 @@ class PmapStrategy:
 
   @staticmethod
   def to_host(tree):
-    return jax.device_get(tree)
+    """Train metrics on the host: every device holds the same totals (psum), so device 0's copy. Taken
+    on the host, as slicing the device arrays would compile small programs inside the timed step."""
+    return jax.tree.map(lambda x: np.asarray(x)[0], jax.device_get(tree))

@@ -65,6 +65,38 @@ def config_error(c, workdir) -> str | None:
   return None
 
 
+def compiles_inside_pmap_calls(c, workdir) -> list[str]:
+  """XLA compilations that happen inside the engine's calls of pmap programs (timed as training)."""
+  import logging
+  from lm_anatomy import parallel_pmap
+  inside, seen = [False], []
+
+  class Catch(logging.Handler):
+    def emit(self, record):
+      if inside[0] and 'Finished XLA compilation' in record.getMessage():
+        seen.append(record.getMessage()[:80])
+
+  original = parallel_pmap._Lowered.__call__
+
+  def call(self, *args):
+    inside[0] = True
+    try:
+      return original(self, *args)
+    finally:
+      inside[0] = False
+  handler = Catch()
+  logging.getLogger('jax').addHandler(handler)
+  parallel_pmap._Lowered.__call__ = call
+  jax.config.update('jax_log_compiles', True)
+  try:
+    engine.train(c, workdir, progress=False)
+  finally:
+    jax.config.update('jax_log_compiles', False)
+    parallel_pmap._Lowered.__call__ = original
+    logging.getLogger('jax').removeHandler(handler)
+  return seen
+
+
 def main(out_path):
   assert jax.device_count() == 8, jax.devices()
   root = pathlib.Path(tempfile.mkdtemp())
@@ -72,6 +104,9 @@ def main(out_path):
   (root / 'data' / 'tinyshakespeare' / 'input.txt').write_text(TINY_TEXT)
   os.environ['LM_ANATOMY_DATA'] = str(root / 'data')
   result = {}
+  # First, while no small program is cached yet: the pmap step compiles ahead of time, and slicing its
+  # metrics on the device once compiled small programs inside the timed calls.
+  result['pmap_call_compiles'] = compiles_inside_pmap_calls(config('pmap'), root / 'pmap_compiles')
   for mode in ('single', 'pmap', 'data', 'fsdp'):
     engine.train(config(mode), root / mode, progress=False)
   base_train, base_val = curve(root / 'single')

@@ -52,3 +52,7 @@ def test_pmap_needs_grad_accum_to_divide_each_devices_rows(parallel_results):
 def test_every_mode_reports_its_compile_time(parallel_results, mode):
   # pmap once compiled inside its first call, so its records said 0 and its first window's speed held the compile
   assert parallel_results['compile_sec'][mode] > 0.1, parallel_results['compile_sec']
+
+
+def test_pmap_calls_compile_nothing_inside_the_timed_steps(parallel_results):
+  assert parallel_results['pmap_call_compiles'] == []
