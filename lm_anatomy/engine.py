@@ -413,7 +413,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           # just evaluated in full (eval_train), which is the better figure.
           record.setdefault('train_loss', float(np.mean(train_losses)) if train_losses else float('nan'))
           record.update(tokens_per_sec=tokens_per_step * window_steps / max(window_time, 1e-9),
-                        lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state).skipped)),
+                        lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state.skipped))),
                         elapsed_sec=meta['train_seconds'],
                         compile_sec=train_chunk.seconds + eval_fn.seconds, startup_sec=startup_time)
           if math.isfinite(flops_per_token * peak_flops):

@@ -93,8 +93,7 @@ class MeshStrategy:
 
   def checkpoint_target(self, abstract_state):
     """What a checkpoint restores into: shapes, dtypes and this run's shardings."""
-    from lm_anatomy.checkpoint import abstract_like
-    return abstract_like(abstract_state, self.state_sharding(abstract_state))
+    return self.placed_abstract(abstract_state, self.state_sharding(abstract_state))
 
   def placed_abstract(self, abstract_state, sharding):
     """Shapes, dtypes and shardings of the state as the compiled steps take it."""

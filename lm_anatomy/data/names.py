@@ -163,23 +163,25 @@ def build_names(corpus: corpora.Corpus, config, process_index: int = 0, process_
   tok = tokenizers.CharTokenizer.fit(''.join(words), specials=[BOUNDARY])
   if BOUNDARY in tok.chars:
     raise DataError(f'names.txt holds the boundary character {BOUNDARY!r}')
+  T = row_length(words, config, 'the names corpus')
+  return NamesDataset(split_words, tok, T, config.seed, process_index, process_count, config.data.sampling)
+
+
+def row_length(words: list[str], config, source: str) -> int:
+  """T = the longest name + 1 (its start or end token); ConfigError if the model takes fewer tokens."""
   T = 1 + max(len(w) for w in words)
   wanted = config_lib.seq_len(config)
   if wanted and wanted < T:
-    raise ConfigError(f'the names corpus needs sequences of {T} tokens (the longest name + 1), but '
+    raise ConfigError(f'{source} needs sequences of {T} tokens (the longest name + 1), but '
                       f'model.block_size / data.seq_len is {wanted}')
-  return NamesDataset(split_words, tok, T, config.seed, process_index, process_count, config.data.sampling)
+  return T
 
 
 def _names_from_file(config, tokenizer, path) -> NamesDataset:
   """`lm_anatomy.evaluate`: a file of names, one per line as in names.txt, as split 'file', scored as the
   test split is (every character and each end token)."""
   words = read_words(path)
-  T = 1 + max(len(w) for w in words)
-  wanted = config_lib.seq_len(config)
-  if wanted and wanted < T:
-    raise ConfigError(f'{path} holds a name of {T - 1} characters; the run\'s model takes {wanted} tokens')
-  return NamesDataset({'train': words, 'file': words}, tokenizer, wanted or T, config.seed)
+  return NamesDataset({'train': words, 'file': words}, tokenizer, row_length(words, config, str(path)), config.seed)
 
 
 build_names.from_file = _names_from_file
