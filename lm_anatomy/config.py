@@ -55,7 +55,7 @@ def base() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.corpus = 'tinyshakespeare'
-  c.data.tokenizer = 'char'         # char | byte (more tokenizers arrive with later tasks)
+  c.data.tokenizer = 'char'         # char | byte | words | wordpiece | bpe (lm_anatomy/data/tokenizers.py)
   c.data.train_fraction = 0.9       # nanoGPT's split: first 90% train, last 10% val
   c.data.seq_len = 0                # 0 = model.block_size
   c.data.vocab = ''                 # wordpiece/bpe: load from this tokenizer file, checkpoint dir or package
@@ -270,6 +270,9 @@ def validate(config: ml_collections.ConfigDict, training: bool = True) -> ml_col
     raise ConfigError(f'data.group_by_length must be >= 0, got {config.data.group_by_length}')
   if config.data.holdout < 0:
     raise ConfigError(f'data.holdout must be >= 0, got {config.data.holdout}')
+  if config.data.tokenizer_vocab_size <= 5:
+    raise ConfigError('data.tokenizer_vocab_size must exceed the 5 special tokens of a trained wordpiece/bpe '
+                      f'tokenizer, got {config.data.tokenizer_vocab_size}')
   if config.data.group_by_length and not config.data.pad_to_multiple:
     raise ConfigError('data.group_by_length only saves work with data.pad_to_multiple > 0 (batches cut to '
                       'their longest row); set both')

@@ -244,6 +244,12 @@ def batch_from_spec(spec: dict) -> dict:
   return {k: np.zeros(shape, dtype) for k, (shape, dtype) in spec.items()}
 
 
+def row_length(inputs_shape, config) -> int:
+  """Positions per row of batches whose inputs have `inputs_shape` ([batch, length]; e.g. 16 for names
+  whatever block_size says), else the config's sequence length."""
+  return inputs_shape[1] if len(inputs_shape) > 1 else config_lib.seq_len(config)
+
+
 def _check_resume(workdir: pathlib.Path, config, tokenizer) -> None:
   """Raises CheckpointError if `workdir` holds a run with another model or another tokenizer (whose ids
   would mean other symbols), before anything in it is overwritten."""
@@ -355,11 +361,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     if lead and start:
       log.info('resumed from step %d in %s', start, workdir)
 
-    tokens_per_step = config.batch_size * getattr(dataset, 'tokens_per_example', lambda: 1)()
+    tokens_per_row = getattr(dataset, 'tokens_per_example', lambda batch=None: 1)
     flops_per_token = peak_flops = float('nan')
     if config.report_mfu and hasattr(model, 'flops_per_token'):
       from lm_anatomy import flops
-      flops_per_token = model.flops_per_token(config_lib.seq_len(config), abstract.params)
+      flops_per_token = model.flops_per_token(row_length(np.shape(example.get('inputs', ())), config), abstract.params)
       peak_flops = flops.peak_flops(strategy.num_devices, strategy.process_count)
     writer = MetricWriter(workdir, lead, start)
 
@@ -368,14 +374,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
       for split in dataset.eval_splits + (['train'] if final and config.eval_train else []):
         sums = evaluate(eval_fn, state.params, dataset, split, eval_bs, strategy,
                         0 if final else config.eval_batches)
-        record.update(task.finalize(sums, f'{split}_'))
+        record.update(task.finalize(sums, f'{split}_', split))
       return record
 
     last = {}
     # Training losses since the last evaluation (kept in checkpoints, so that a resumed run reports the
     # same train_loss); steps and seconds since the last evaluation (tokens/s).
     train_losses: list[float] = list(meta.pop('train_losses_since_eval', []))
-    window_steps, window_time = 0, 0.0
+    window_tokens, window_time = 0, 0.0
     if progress and lead:
       from tqdm.auto import tqdm
       bar = tqdm(total=end, initial=start, unit='step', dynamic_ncols=True, desc=workdir.name)
@@ -391,7 +397,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
         pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
         metrics = strategy.to_host(metrics)
         dt = time.perf_counter() - t0
-        window_steps, window_time = window_steps + n, window_time + dt
+        tokens = config.batch_size * n * tokens_per_row(batches)
+        window_tokens, window_time = window_tokens + tokens, window_time + dt
         meta['train_seconds'] = meta.get('train_seconds', 0.0) + dt
         if not metrics['finite'].all():
           bad = step + int(np.argmin(metrics['finite']))
@@ -405,21 +412,21 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
         step = nxt
         if bar is not None:
           bar.update(n)
-          bar.set_postfix(loss=f'{metrics["loss"][-1]:.4f}', tok_s=f'{tokens_per_step * n / dt:,.0f}', refresh=False)
+          bar.set_postfix(loss=f'{metrics["loss"][-1]:.4f}', tok_s=f'{tokens / dt:,.0f}', refresh=False)
         final = step == config.steps
         if (step % config.eval_every == 0 or final) and primary is not None:
           record = run_eval(step, final)
           # train_loss: the mean training loss since the last evaluation, unless the train split was
           # just evaluated in full (eval_train), which is the better figure.
           record.setdefault('train_loss', float(np.mean(train_losses)) if train_losses else float('nan'))
-          record.update(tokens_per_sec=tokens_per_step * window_steps / max(window_time, 1e-9),
+          record.update(tokens_per_sec=window_tokens / max(window_time, 1e-9),
                         lr=float(metrics['lr'][-1]), skipped_updates=int(jax.device_get(strategy.checkpoint_view(state.skipped))),
                         elapsed_sec=meta['train_seconds'],
                         compile_sec=train_chunk.seconds + eval_fn.seconds, startup_sec=startup_time)
           if math.isfinite(flops_per_token * peak_flops):
             record.update(mfu=flops_per_token * record['tokens_per_sec'] / peak_flops, peak_flops=peak_flops)
           train_losses = []
-          window_steps, window_time = 0, 0.0
+          window_tokens, window_time = 0, 0.0
           writer.write(record)
           last = record
           val = record.get(f'{primary}_loss')

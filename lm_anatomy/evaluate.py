@@ -30,7 +30,7 @@ def file_dataset(run, path: pathlib.Path):
     content = corpora.read_text(path)
     ids = run.tokenizer.encode(content)
     return text.StreamLM({'file': ids}, run.tokenizer, config_lib.seq_len(run.config), run.config.seed,
-                         chars_per_token=len(content) / max(len(ids), 1))
+                         chars_per_token={'file': len(content) / max(len(ids), 1)})
   raise ConfigError(f'data.corpus={run.config.data.corpus!r} (task {run.config.task.name!r}) offers no reader '
                     'for other files')
 
@@ -52,7 +52,7 @@ def evaluate_file(workdir, path, best: bool = False, batch_size: int = 0) -> dic
   strategy = parallel.build(config_lib.base().parallel)  # one device
   batch_size = batch_size or run.config.eval_batch_size or run.config.batch_size
   sums = engine.evaluate(jax.jit(engine.make_eval_step(task)), run.params, dataset, 'file', batch_size, strategy)
-  metrics = task.finalize(sums)
+  metrics = task.finalize(sums, split='file')
   metrics['count'] = int(round(sums['weight']))
   return dict(metrics, step=run.step, file=str(path))
 

@@ -12,11 +12,12 @@ import time
 import jax
 import jax.numpy as jnp
 
-# Dense bf16 peak FLOP/s per device (vendor datasheets; H100/H200: SXM).
+# Dense bf16 peak FLOP/s per device (vendor datasheets; H100/H200: SXM), matched against `device_kind`,
+# longest name first. JAX names v5e 'TPU v5 lite' and v5p 'TPU v5'.
 PEAK_FLOPS = {
     'A100': 312e12, 'H100': 989e12, 'H200': 989e12,
-    'TPU v4': 275e12, 'TPU v5 lite': 197e12, 'TPU v5e': 197e12, 'TPU v5p': 459e12, 'TPU v6 lite': 918e12,
-    'TPU v6e': 918e12,
+    'TPU v4': 275e12, 'TPU v5 lite': 197e12, 'TPU v5e': 197e12, 'TPU v5': 459e12, 'TPU v5p': 459e12,
+    'TPU v6 lite': 918e12, 'TPU v6e': 918e12,
 }
 
 

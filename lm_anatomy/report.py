@@ -38,8 +38,7 @@ def model_stats(run_dir: str | pathlib.Path) -> dict[str, Any]:
   example = engine.batch_from_spec(info['example'])
   params = jax.eval_shape(task.init, jax.random.key(0), example)
   n = sum(int(math.prod(p.shape)) for p in jax.tree.leaves(params))  # every parameter, embeddings included
-  shape = info['example'].get('inputs', [[0]])[0]
-  seq_len = shape[1] if len(shape) > 1 else config_lib.seq_len(config)
+  seq_len = engine.row_length(info['example'].get('inputs', [[0]])[0], config)
   flops = model.flops_per_token(seq_len, params) if hasattr(model, 'flops_per_token') else None
   limit = model.context_limit() if hasattr(model, 'context_limit') else None
   return {'model': config.model.name, 'params': n, 'flops_per_token': flops,

@@ -5,7 +5,7 @@ A task has
   loss(params, batch, rng, train) -> (Σ w ℓ, sums)   sums: dict of scalars that add up over batches,
                                                        always with 'loss' (= Σ w ℓ) and 'weight' (= Σ w)
   regularizer(params) -> scalar                       added once per step (λ·R(θ))
-  finalize(sums, prefix) -> dict of metrics           e.g. val_loss, val_perplexity, val_bpc
+  finalize(sums, prefix, split) -> dict of metrics    e.g. val_loss, val_perplexity, val_bpc of split 'val'
 Every batch carries 'weights', whose sum normalises the loss, so that gradient accumulation and data
 parallelism give exactly the large-batch mean.
 """
@@ -41,7 +41,8 @@ class Task:
   def regularizer(self, params):
     return self.l2 * losses.l2_penalty(params) if self.l2 else jnp.zeros((), jnp.float32)
 
-  def finalize(self, sums: dict, prefix: str = '') -> dict:
+  def finalize(self, sums: dict, prefix: str = '', split: str | None = None) -> dict:
+    """Metrics named `prefix` + name (e.g. 'val_loss') from the sums over one evaluated `split`."""
     weight = max(float(sums['weight']), 1e-12)
     out = {f'{prefix}loss': float(sums['loss']) / weight}
     if 'correct' in sums:
@@ -54,7 +55,10 @@ class CausalLM(Task):
   """Next-token prediction. batch: inputs [B, T], targets [B, T], weights [B, T].
 
   Loss: mean over scored tokens of −log p(x_{t+1} | x_≤t), in nats.
-  Metrics: loss, perplexity = exp(loss), bpc = loss / ln 2 · tokens per character, accuracy.
+  Metrics: loss, perplexity = exp(loss), bpc = loss / ln 2 / (characters per token of the split, its
+  characters over its tokens), accuracy. On a subword split the denominator counts every token's
+  characters, the first (unscored) token's too: for a whole val split the difference is one token in
+  ~10⁵, for a periodic estimate over some blocks it is the split's average ratio.
   """
 
   def __init__(self, model, config, dataset):
@@ -74,12 +78,21 @@ class CausalLM(Task):
     correct = jnp.sum((jnp.argmax(logits, -1) == batch['targets']) * batch['weights'])
     return objective, {'loss': loss_sum, 'weight': weight, 'correct': correct}
 
-  def finalize(self, sums: dict, prefix: str = '') -> dict:
-    out = super().finalize(sums, prefix)
+  def finalize(self, sums: dict, prefix: str = '', split: str | None = None) -> dict:
+    out = super().finalize(sums, prefix, split)
     loss = out[f'{prefix}loss']
     out[f'{prefix}perplexity'] = math.exp(min(loss, 700.0))
-    out[f'{prefix}bpc'] = loss / math.log(2) / self.chars_per_token
+    out[f'{prefix}bpc'] = loss / math.log(2) / self.chars_per_token_of(split)
     return out
+
+  def chars_per_token_of(self, split: str | None) -> float:
+    """Characters per token of `split`: its characters over its tokens (1 for the char tokenizer)."""
+    ratio = self.chars_per_token
+    if isinstance(ratio, dict):
+      if split not in ratio:
+        raise ValueError(f'characters per token are known for the splits {sorted(ratio)}, not {split!r}')
+      return ratio[split]
+    return ratio
 
 
 def build(config, model, dataset):
@@ -181,8 +194,8 @@ class MaskedLM(Task):
       sums['sequences'] = jnp.sum(real)
     return objective, sums
 
-  def finalize(self, sums: dict, prefix: str = '') -> dict:
-    out = super().finalize(sums, prefix)
+  def finalize(self, sums: dict, prefix: str = '', split: str | None = None) -> dict:
+    out = super().finalize(sums, prefix, split)
     mlm = float(sums['mlm_loss']) / max(float(sums['weight']), 1e-12)
     out[f'{prefix}mlm_loss'] = mlm
     out[f'{prefix}mlm_perplexity'] = math.exp(min(mlm, 700.0))

@@ -293,6 +293,8 @@ def test_dynamic_padding_trims_batches(tokenizer):
   assert T % 8 == 0 and T < 40 and T >= b['attention_mask'].sum(1).max()
   np.testing.assert_array_equal(a['inputs'][:, :T], b['inputs'])
   assert (a['attention_mask'][:, T:] == 0).all()
+  # tokens/s counts the positions a batch really has
+  assert dynamic.tokens_per_example(b) == T and fixed.tokens_per_example(a) == fixed.tokens_per_example() == 40
 
 
 def test_group_by_length_visits_every_row_once_with_less_padding(tokenizer):

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from lm_anatomy import data
+from lm_anatomy import data, tasks
 from lm_anatomy.data import corpora, tokenizers
 from lm_anatomy.data.text import StreamLM
 from lm_anatomy.errors import ConfigError, DataError
@@ -122,6 +122,33 @@ def test_eval_batches_score_every_val_token_once(tiny_config):
   np.testing.assert_array_equal(np.concatenate(seen), val[1:])
 
 
+def test_subword_streams_follow_the_data_section(tiny_config, tiny_data, tmp_path):
+  text = TINY_TEXT + 'zqxj ' * 100  # val: words that the train part, which the BPE learns from, never has
+  (tiny_data / 'tinyshakespeare' / 'input.txt').write_text(text)
+  tiny_config.data.tokenizer, tiny_config.data.tokenizer_vocab_size = 'bpe', 300
+  ds = data.build(tiny_config)
+  assert ds.tokenizer.kind == 'bpe' and ds.info['vocab_size'] == 300
+  n = int(len(text) * 0.9)
+  parts = {'train': text[:n], 'val': text[n:]}
+  for name, part in parts.items():  # each part tokenized on its own, as nanoGPT's prepare.py
+    np.testing.assert_array_equal(ds.splits[name], ds.tokenizer.encode(part))
+  # bits per character of a split: its nats per token / ln 2 × its tokens / its characters
+  task = tasks.build(tiny_config, None, ds)
+  for name, part in parts.items():
+    bpc = task.finalize({'loss': 2.0 * 100, 'weight': 100.0}, f'{name}_', name)[f'{name}_bpc']
+    assert bpc == pytest.approx(2.0 / np.log(2) * len(ds.tokenizer.encode(part)) / len(part), rel=1e-12)
+  assert ds.chars_per_token['train'] > 1.5 * ds.chars_per_token['val']
+  tokenizers.save(ds.tokenizer, tmp_path / 'tokenizer.json')
+  tiny_config.data.vocab = str(tmp_path / 'tokenizer.json')  # a run's saved tokenizer
+  assert data.build(tiny_config).tokenizer.to_json() == ds.tokenizer.to_json()
+  tiny_config.data.vocab, tiny_config.data.tokenizer_vocab_size = '', 100
+  with pytest.raises(ConfigError, match=r'tokenizer_vocab_size=100 is below the 261 ids'):
+    data.build(tiny_config)
+  tiny_config.data.tokenizer, tiny_config.data.vocab = 'char', str(tmp_path / 'tokenizer.json')
+  with pytest.raises(ConfigError, match="data.vocab applies to the wordpiece and bpe tokenizers, not data.tokenizer='char'"):
+    data.build(tiny_config)
+
+
 def test_block_size_larger_than_data(tiny_config):
   tiny_config.model.block_size = 10_000
   with pytest.raises(ConfigError, match=r'larger than the train split'):
@@ -132,6 +159,12 @@ def test_empty_and_invalid_files(tmp_path):
   (tmp_path / 'e.txt').write_text('  \n')
   with pytest.raises(DataError, match='is empty'):
     corpora.read_text(tmp_path / 'e.txt')
+  (tmp_path / 'bom.txt').write_bytes(b'\xef\xbb\xbf')
+  with pytest.raises(DataError, match='is empty'):
+    corpora.read_text(tmp_path / 'bom.txt')
+  (tmp_path / 'bom.txt').write_bytes('\ufeffabc\r\nd\u2028e\n'.encode())
+  assert corpora.read_text(tmp_path / 'bom.txt') == 'abc\r\nd\u2028e\n'  # the byte-order mark dropped
+  assert corpora.read_lines(tmp_path / 'bom.txt') == ['abc', 'd\u2028e', '']
   (tmp_path / 'b.txt').write_bytes(b'abc\xff\xfe')
   with pytest.raises(DataError, match=r'not valid UTF-8 \(byte 3'):
     corpora.read_text(tmp_path / 'b.txt')

@@ -20,6 +20,8 @@ def test_accelerator_peak_counts_each_device():
   assert flops.peak_flops(4, 1, h100) == 4 * 989e12
   v5e = types.SimpleNamespace(platform='tpu', device_kind='TPU v5 lite')
   assert flops.peak_flops(8, 2, v5e) == 8 * 197e12
+  v5p = types.SimpleNamespace(platform='tpu', device_kind='TPU v5')  # JAX's name for v5p
+  assert flops.peak_flops(4, 1, v5p) == 4 * 459e12
   assert math.isnan(flops.peak_flops(2, 1, types.SimpleNamespace(platform='gpu', device_kind='Mystery X1')))
 
 

@@ -233,6 +233,32 @@ def test_tokenizers_save_and_load(tmp_path):
   assert bpe.special_ids() == [0, 1, 2, 3, 4] and bpe.special_id('pad') == 0
 
 
+def test_trained_tokenizers_are_the_same_on_every_fit():
+  # Hugging Face's WordPiece trainer alone numbers its '##c' symbols in hash order (tokenizers #1794):
+  # each fit gave other ids, so a resumed run or a second process disagreed with the first.
+  rng = np.random.default_rng(0)
+  words = ['stirring', 'funny', 'transporting', 'beauty', 'beast', 'quixotic', 'wry', 'zany', 'jejune', 'vex']
+  text = [' '.join(rng.choice(words, 8)) for _ in range(200)]
+  for cls, size in ((hf_tokenizers.WordPieceTokenizer, 60), (hf_tokenizers.BPETokenizer, 300)):
+    first = cls.fit(text, size)
+    assert first.special_ids() == [0, 1, 2, 3, 4]
+    for _ in range(3):
+      assert cls.fit(text, size).to_json() == first.to_json()
+  wordpiece = hf_tokenizers.WordPieceTokenizer.fit(text, 60)
+  assert wordpiece.decode(wordpiece.encode('Quixotic beast vex')) == 'quixotic beast vex'
+
+
+def test_a_runs_tokenizer_loads_as_data_vocab(tmp_path):
+  tok = hf_tokenizers.WordPieceTokenizer.fit(['a stirring , funny and finally transporting film'] * 5, 40)
+  (tmp_path / 'run').mkdir()
+  tokenizers.save(tok, tmp_path / 'run' / 'tokenizer.json')   # a run's wrapper: {"type", "tokenizer"}
+  for path in (tmp_path / 'run', tmp_path / 'run' / 'tokenizer.json'):
+    assert hf_tokenizers.load(path).to_json() == tok.to_json()
+  tokenizers.save(tokenizers.CharTokenizer.fit('abc'), tmp_path / 'char.json')
+  with pytest.raises(DataError, match="holds a run's 'char' tokenizer"):
+    hf_tokenizers.load(tmp_path / 'char.json')
+
+
 def test_clear_errors(tmp_path):
   with pytest.raises(CheckpointError, match=r"neither a directory nor an installed package.*pip install no-such-model"):
     lm_anatomy.from_pretrained('no_such_model')

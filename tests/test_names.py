@@ -157,6 +157,19 @@ def test_context_shorter_than_a_name_is_a_config_error(names_data):
     data.build(config)
 
 
+def test_mfu_counts_the_rows_real_length(names_data, tmp_path):
+  """Names rows are 1 + the longest name wide (10 here) whatever block_size says; FLOPs per token
+  (whose attention term grows with the length) follow the rows the model really runs."""
+  config = names_config('gpt')
+  config.model.n_layer, config.model.n_head, config.model.n_embd, config.model.block_size = 1, 2, 16, 32
+  config.steps, config.eval_every, config.checkpoint_every, config.eval_batch_size = 10, 10, 10, 4
+  record = engine.train(config, tmp_path / 'run', progress=False)
+  run = lm_anatomy.restore(tmp_path / 'run')
+  fpt = run.model.flops_per_token(10, run.params)
+  assert fpt != run.model.flops_per_token(32, run.params)
+  assert record['mfu'] == pytest.approx(fpt * record['tokens_per_sec'] / record['peak_flops'], rel=1e-9)
+
+
 def test_all_names_configs_validate():
   for arch in ('bigram', 'ffnn', 'rnn', 'gru', 'lstm', 'gpt'):
     config = config_lib.validate(names_config(arch))

@@ -164,6 +164,10 @@ def test_read_labelled_lines(tmp_path):
   (tmp_path / 'bad.txt').write_text('1 fine\n2 what\n')
   with pytest.raises(DataError, match='bad.txt, line 2: expected'):
     sst2.read_labelled_lines(tmp_path / 'bad.txt')
+  # One line is one example: a byte-order mark, CRLF ends and other Unicode line breaks inside a line.
+  (tmp_path / 'odd.txt').write_bytes('\ufeff1 good movie\u2028 0 but still bad\r\n0 bad \x85film\r\n'.encode())
+  labels, sentences = sst2.read_labelled_lines(tmp_path / 'odd.txt')
+  assert list(labels) == [1, 0] and sentences == ['good movie\u2028 0 but still bad', 'bad \x85film']
   assert sst2.TRAIN.path == 'sst2/stsa.binary.train' and len(sst2.DEV.sha256) == 64
 
 

@@ -7,6 +7,7 @@ A dataset offers:
   train_batch(step, batch_size) -> dict of numpy arrays, this process's rows of global batch `step`
   eval_batches(split, batch_size, max_batches=0) -> iterator of such dicts, padded with weight 0
   example_batch(batch_size) -> a batch with the right shapes, for initialisation
+  tokens_per_example(batch=None) -> positions per row (of `batch`, whose width may vary), for tokens/s
 A corpus's build function may also offer `build.from_file(config, tokenizer, path)`: a dataset whose
 split 'file' is that file, read in the corpus's format (used by `python -m lm_anatomy.evaluate`).
 """

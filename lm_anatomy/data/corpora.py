@@ -9,6 +9,7 @@ A download whose checksum does not match is deleted and raises DataError.
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
 import os
@@ -117,11 +118,18 @@ def locate(file: CorpusFile, allow_download: bool = True) -> pathlib.Path:
 
 
 def read_text(path: pathlib.Path) -> str:
-  """Reads a UTF-8 text file; empty files and invalid UTF-8 raise DataError."""
+  """Reads a UTF-8 text file (a leading byte-order mark is dropped); empty files and invalid UTF-8 raise
+  DataError."""
   raw = pathlib.Path(path).read_bytes()
-  if not raw.strip():
+  if not raw.removeprefix(codecs.BOM_UTF8).strip():
     raise DataError(f'{path} is empty')
   try:
-    return raw.decode('utf-8')
+    return raw.decode('utf-8-sig')
   except UnicodeDecodeError as e:
     raise DataError(f'{path} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})') from None
+
+
+def read_lines(path: pathlib.Path) -> list[str]:
+  """The lines of a UTF-8 text file (`read_text`), split at '\\n' only (a trailing '\\r' is dropped): one
+  line of the file is one record, even if it holds other Unicode line breaks such as U+2028."""
+  return [line.removesuffix('\r') for line in read_text(path).split('\n')]

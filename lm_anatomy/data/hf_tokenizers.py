@@ -91,34 +91,50 @@ class WordPieceTokenizer(HFTokenizer):
   @classmethod
   def from_vocab(cls, path: str | pathlib.Path, lowercase: bool = True) -> 'WordPieceTokenizer':
     """From a BERT `vocab.txt` (one token per line; the line number is the id)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import models
     path = pathlib.Path(path)
     if not path.is_file():
       raise DataError(f'no WordPiece vocabulary at {path}')
-    tok = Tokenizer(models.WordPiece.from_file(str(path), unk_token=SPECIALS['unk']))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
-                                                lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece(prefix='##')
-    present = [t for t in SPECIALS.values() if tok.token_to_id(t) is not None]
-    if SPECIALS['unk'] not in present:
+    tok = cls._assemble(models.WordPiece.from_file(str(path), unk_token=SPECIALS['unk']), lowercase)
+    if tok.tokenizer.token_to_id(SPECIALS['unk']) is None:
       raise DataError(f'{path} has no {SPECIALS["unk"]} token; is it a BERT vocab.txt?')
-    tok.add_special_tokens(present)
-    tok.post_processor = _bert_post_processor(tok)
-    return cls(tok)
+    return tok
 
   @classmethod
   def fit(cls, text: str | Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE,
           lowercase: bool = True) -> 'WordPieceTokenizer':
-    """Trains a WordPiece vocabulary of `vocab_size` on `text` (a string, or an iterable of lines)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """Trains a WordPiece vocabulary of `vocab_size` on `text` (a string, or an iterable of lines).
+
+    The same text gives the same vocabulary and ids on every call. Hugging Face's trainer numbers the
+    "##c" continuation symbols in hash-map order and breaks ties between merges by those numbers, so on
+    its own it gives other ids, and at larger sizes other pieces, from call to call (tokenizers issue
+    #1794). Here the continuation symbols of the text are handed to it up front, sorted, after the
+    specials; the trained vocabulary is then rebuilt with only the five specials as added tokens.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    lines = list(_lines(text))
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    continuing = sorted({c for line in lines for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line))
+                         for c in word[1:]})
     tok = Tokenizer(models.WordPiece(unk_token=SPECIALS['unk']))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, show_progress=False,
+                                        special_tokens=list(SPECIALS.values()) + ['##' + c for c in continuing])
+    tok.train_from_iterator(lines, trainer)
+    return cls._assemble(models.WordPiece(tok.get_vocab(with_added_tokens=False), unk_token=SPECIALS['unk']),
+                         lowercase)
+
+  @classmethod
+  def _assemble(cls, model, lowercase: bool) -> 'WordPieceTokenizer':
+    """BERT's pipeline around a WordPiece `model`: normaliser, pre-tokenizer, decoder, specials."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                                lowercase=lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix='##')
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS.values()),
-                                        show_progress=False)
-    tok.train_from_iterator(_lines(text), trainer)
+    tok.add_special_tokens([t for t in SPECIALS.values() if tok.token_to_id(t) is not None])
     tok.post_processor = _bert_post_processor(tok)
     return cls(tok)
 
@@ -164,8 +180,22 @@ def from_json(d: dict) -> HFTokenizer:
   return tok
 
 
+def _run_tokenizer(path: pathlib.Path) -> HFTokenizer | None:
+  """The tokenizer of a run's tokenizer.json (`to_json`'s wrapper), or None for any other file."""
+  try:
+    d = json.loads(path.read_text(encoding='utf-8'))
+  except (UnicodeDecodeError, json.JSONDecodeError):
+    return None
+  if not (isinstance(d, dict) and isinstance(d.get('type'), str) and 'model' not in d):  # HF's has 'model'
+    return None
+  if d['type'] not in KINDS:
+    raise DataError(f'{path} holds a run\'s {d["type"]!r} tokenizer; a subword tokenizer (wordpiece or bpe) is needed')
+  return from_json(d)
+
+
 def load(path: str | pathlib.Path) -> HFTokenizer:
-  """From a Hugging Face `tokenizer.json`, a BERT `vocab.txt`, or a directory holding either.
+  """From a Hugging Face `tokenizer.json`, a run's tokenizer.json, a BERT `vocab.txt`, or a directory
+  holding one of them (a Hugging Face folder or a run's workdir).
 
   In a directory `tokenizer.json` wins. For `vocab.txt`, lower-casing follows `do_lower_case` in a
   `tokenizer_config.json` beside it (default: lower-case, as for uncased BERT).
@@ -180,6 +210,9 @@ def load(path: str | pathlib.Path) -> HFTokenizer:
   if not path.is_file():
     raise DataError(f'no tokenizer file at {path}')
   if path.suffix == '.json':
+    saved = _run_tokenizer(path)
+    if saved is not None:
+      return saved
     try:
       return _wrap(Tokenizer.from_file(str(path)))
     except Exception as e:  # the Rust side raises plain Exceptions for bad files

@@ -76,7 +76,7 @@ class NamesDataset:
       weights[i, :len(ids) + 1] = 1.0
     return {'inputs': inputs, 'targets': targets, 'weights': weights}
 
-  def tokens_per_example(self) -> int:
+  def tokens_per_example(self, batch: dict | None = None) -> int:
     return self.seq_len
 
   def _take(self, split: str, index: np.ndarray) -> dict[str, np.ndarray]:
@@ -112,7 +112,7 @@ class NamesDataset:
 
 def read_words(path) -> list[str]:
   """The non-empty, stripped lines of names.txt (makemore's reading)."""
-  words = [w.strip() for w in corpora.read_text(path).splitlines()]
+  words = [w.strip() for w in corpora.read_lines(path)]
   words = [w for w in words if w]
   if not words:
     raise DataError(f'{path} holds no names')

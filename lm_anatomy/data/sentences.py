@@ -33,14 +33,13 @@ Corpora:
 """
 from __future__ import annotations
 
-import pathlib
 import zlib
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from lm_anatomy import config as config_lib
-from lm_anatomy.data import corpora, hf_tokenizers, sst2
+from lm_anatomy.data import corpora, hf_tokenizers, sst2, tokenizers
 from lm_anatomy.data.text import EpochOrder, rows_of_process
 from lm_anatomy.errors import ConfigError, DataError
 
@@ -49,25 +48,11 @@ PACKED = ('inputs', 'attention_mask', 'token_type_ids')  # the [batch, seq_len] 
 
 
 def tokenizer_for(config, train_texts: Sequence[str]) -> hf_tokenizers.HFTokenizer:
-  """The tokenizer named by data.vocab, else init_from's, else one trained on `train_texts`."""
-  from lm_anatomy import hf
-  kind = config.data.tokenizer
-  if kind not in hf_tokenizers.KINDS:
-    raise ConfigError(f'data.tokenizer={kind!r}: sentence datasets need a subword tokenizer; '
+  """The subword tokenizer of `config` (tokenizers.for_config), trained on `train_texts` if none is named."""
+  if config.data.tokenizer not in hf_tokenizers.KINDS:
+    raise ConfigError(f'data.tokenizer={config.data.tokenizer!r}: sentence datasets need a subword tokenizer; '
                       f'choose one of {sorted(hf_tokenizers.KINDS)}')
-  if config.data.vocab:
-    path = pathlib.Path(config.data.vocab).expanduser()
-    if not path.exists() and (path.suffix or '/' in config.data.vocab):  # a file path, not a package name
-      raise DataError(f'data.vocab: there is no tokenizer file or folder at {str(path)!r}')
-    tok = hf_tokenizers.load(path if path.exists() else hf.resolve(config.data.vocab))
-  elif config.get('init_from'):
-    tok = hf.load_tokenizer(config.init_from)
-  else:
-    return hf_tokenizers.KINDS[kind].fit(train_texts, config.data.tokenizer_vocab_size)
-  if getattr(tok, 'kind', None) != kind:
-    raise ConfigError(f'data.tokenizer={kind!r}, but the tokenizer loaded from '
-                      f'{config.data.vocab or config.init_from!r} is {getattr(tok, "kind", type(tok).__name__)!r}')
-  return tok
+  return tokenizers.for_config(config, train_texts)
 
 
 class _Specials:
@@ -146,8 +131,9 @@ class SentenceClassification:
     train = self.splits['train']
     self.epoch_order = EpochOrder(seed, len(train['labels']), train['attention_mask'].sum(1), group_by_length)
 
-  def tokens_per_example(self) -> int:
-    return self.seq_len
+  def tokens_per_example(self, batch: dict | None = None) -> int:
+    """Positions per row: seq_len, or the width of `batch` (cut to its longest row by pad_to_multiple)."""
+    return self.seq_len if batch is None else batch['inputs'].shape[-1]
 
   def _batch(self, split: str, idx: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
     data = self.splits[split]
@@ -210,8 +196,9 @@ class MaskedLMSentences:
     self.train_split = 'train'
     self.eval_splits = [s for s in splits if s != 'train']
 
-  def tokens_per_example(self) -> int:
-    return self.seq_len
+  def tokens_per_example(self, batch: dict | None = None) -> int:
+    """Positions per row: seq_len, or the width of `batch` (cut to its longest row by pad_to_multiple)."""
+    return self.seq_len if batch is None else batch['inputs'].shape[-1]
 
   def _pairs(self, rng: np.random.Generator, split: str, anchors: np.ndarray):
     sentences = self.splits[split]

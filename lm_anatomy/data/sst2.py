@@ -40,7 +40,7 @@ def read_labelled_lines(path: str | pathlib.Path) -> tuple[np.ndarray, list[str]
   A line without a sentence, or whose label is not 0 or 1, raises DataError naming the line.
   """
   labels, sentences = [], []
-  for number, line in enumerate(corpora.read_text(pathlib.Path(path)).splitlines(), start=1):
+  for number, line in enumerate(corpora.read_lines(pathlib.Path(path)), start=1):
     if not line.strip():
       continue
     label, _, sentence = line.strip().partition(' ')

@@ -74,10 +74,12 @@ class EpochOrder:
 
 
 class StreamLM:
-  """Random windows for training, non-overlapping blocks for evaluation."""
+  """Random windows for training, non-overlapping blocks for evaluation. `chars_per_token`: each split's
+  characters over its tokens, {split: ratio} (or one ratio for every split), which turns nats per token
+  into bits per character."""
 
   def __init__(self, splits: dict[str, np.ndarray], tokenizer, seq_len: int, seed: int,
-               process_index: int = 0, process_count: int = 1, chars_per_token: float = 1.0,
+               process_index: int = 0, process_count: int = 1, chars_per_token: dict[str, float] | float = 1.0,
                sampling: str = 'replacement'):
     if seq_len <= 0:
       raise ConfigError('the sequence length (model.block_size or data.seq_len) must be > 0')
@@ -104,7 +106,7 @@ class StreamLM:
     if sampling == 'epochs' and self.train_split in splits:
       self.epoch_order = EpochOrder(seed, (len(splits[self.train_split]) - seq_len) // seq_len)
 
-  def tokens_per_example(self) -> int:
+  def tokens_per_example(self, batch: dict | None = None) -> int:
     return self.seq_len
 
   def _windows(self, ids: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
@@ -158,13 +160,18 @@ class StreamLM:
 
 
 def build_stream(corpus: corpora.Corpus, config, process_index: int = 0, process_count: int = 1) -> StreamLM:
-  """One text file, nanoGPT's split: the first `train_fraction` of tokens train, the rest val."""
+  """One text file, nanoGPT's split: the first `train_fraction` of its characters train, the rest val.
+
+  Each part is tokenized on its own (as nanoGPT's prepare.py does for BPE). A trained subword tokenizer
+  learns from the train part only; a char, byte or word vocabulary covers the whole file.
+  """
   text = corpora.read_text(corpora.locate(corpus.files['text']))
-  tok = tokenizers.fit(config.data.tokenizer, text)
-  ids = tok.encode(text)
-  n = int(len(ids) * config.data.train_fraction)
-  return StreamLM({'train': ids[:n], 'val': ids[n:]}, tok, config_lib.seq_len(config), config.seed,
-                  process_index, process_count, chars_per_token=len(text) / max(len(ids), 1),
+  n = int(len(text) * config.data.train_fraction)
+  parts = {'train': text[:n], 'val': text[n:]}
+  tok = tokenizers.for_config(config, parts['train'], whole_text=text)
+  splits = {name: tok.encode(part) for name, part in parts.items()}
+  return StreamLM(splits, tok, config_lib.seq_len(config), config.seed, process_index, process_count,
+                  chars_per_token={name: len(parts[name]) / max(len(ids), 1) for name, ids in splits.items()},
                   sampling=config.data.sampling)
 
 

@@ -151,6 +151,43 @@ def fit(kind: str, text: str):
   return KINDS[kind].fit(text)
 
 
+def for_config(config, train_text: str | Sequence[str], whole_text: str | None = None):
+  """The tokenizer of a run's data section (`data.tokenizer`).
+
+  wordpiece / bpe: loaded from `data.vocab` (a tokenizer.json, a vocab.txt, a Hugging Face folder or
+  package, or a run's workdir), else init_from's, else trained on `train_text` (a string or lines) with
+  `data.tokenizer_vocab_size` ids. char / byte / words: init_from's if set, else fit on `whole_text`
+  (default `train_text`): nanoGPT's character vocabulary covers the whole file, so that no symbol of
+  the val split is unknown.
+  """
+  from lm_anatomy import hf
+  kind = config.data.tokenizer
+  if kind not in KINDS or kind == 'features':
+    raise ConfigError(f'unknown tokenizer data.tokenizer={kind!r}; choose one of {sorted(set(KINDS) - {"features"})}')
+  subword = kind in hf_tokenizers.KINDS
+  if config.data.vocab and not subword:
+    raise ConfigError(f'data.vocab applies to the wordpiece and bpe tokenizers, not data.tokenizer={kind!r}')
+  if config.data.vocab:
+    path = pathlib.Path(config.data.vocab).expanduser()
+    if not path.exists() and (path.suffix or '/' in config.data.vocab):  # a file path, not a package name
+      raise DataError(f'data.vocab: there is no tokenizer file or folder at {str(path)!r}')
+    tok = hf_tokenizers.load(path if path.exists() else hf.resolve(config.data.vocab))
+  elif config.get('init_from'):
+    tok = hf.load_tokenizer(config.init_from)
+  elif subword:
+    tok = hf_tokenizers.KINDS[kind].fit(train_text, config.data.tokenizer_vocab_size)
+    if tok.vocab_size > config.data.tokenizer_vocab_size:
+      raise ConfigError(f'data.tokenizer_vocab_size={config.data.tokenizer_vocab_size} is below the {tok.vocab_size} '
+                        f'ids that the {kind} tokenizer needs before any merge (the specials and the alphabet)')
+    return tok
+  else:
+    return KINDS[kind].fit(train_text if whole_text is None else whole_text)
+  if getattr(tok, 'kind', None) != kind:
+    raise ConfigError(f'data.tokenizer={kind!r}, but the tokenizer loaded from '
+                      f'{config.data.vocab or config.init_from!r} is {getattr(tok, "kind", type(tok).__name__)!r}')
+  return tok
+
+
 def from_json(d: dict):
   kind = d['type']
   if kind == 'char':

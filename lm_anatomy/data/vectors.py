@@ -104,7 +104,7 @@ class VectorDataset:
     self.train_split = 'train'
     self.eval_splits = [s for s in splits if s != 'train']
 
-  def tokens_per_example(self) -> int:
+  def tokens_per_example(self, batch: dict | None = None) -> int:
     """One example counts as one 'token': tokens_per_sec is examples per second."""
     return 1
 
