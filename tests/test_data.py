@@ -170,6 +170,18 @@ def test_empty_and_invalid_files(tmp_path):
     corpora.read_text(tmp_path / 'b.txt')
 
 
+def test_registered_checksums_match_the_real_files():
+  """Every corpus file found in $LM_ANATOMY_DATA has the sha256 that its download is checked against."""
+  from lm_anatomy.registry import CORPORA
+  root = corpora.data_dir()
+  files = [f for name in CORPORA.names() for f in CORPORA.get(name).files.values()]
+  present = [f for f in files if root is not None and (root / f.path).is_file()]
+  if not present:
+    pytest.skip('no corpus file in LM_ANATOMY_DATA (set it to the shared data folder)')
+  for f in present:
+    assert corpora.sha256_of(root / f.path) == f.sha256, f.path
+
+
 def test_missing_corpus_says_where_it_looked(tmp_path, monkeypatch):
   monkeypatch.setenv('LM_ANATOMY_DATA', str(tmp_path / 'nodata'))
   monkeypatch.setenv('LM_ANATOMY_CACHE', str(tmp_path / 'cache'))

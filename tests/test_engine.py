@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -87,6 +88,26 @@ def test_grad_accumulation_matches_large_batch(tiny_config):
   for a, b in zip(_leaves(outs[0][0].params), _leaves(outs[1][0].params)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   np.testing.assert_allclose(outs[0][1]['loss'], outs[1][1]['loss'], rtol=1e-6)
+
+
+def test_each_step_draws_its_dropout_masks_from_seed_and_step(tiny_config):
+  """The dropout key of step s is fold_in(base key, s): the same weights and batch at steps 0 and 1 give
+  the losses of those two keys, which differ."""
+  from lm_anatomy import data, models, parallel, tasks
+  tiny_config.model.dropout = 0.3
+  ds = data.build(tiny_config)
+  model = models.build(tiny_config, ds.info)
+  task = tasks.build(tiny_config, model, ds)
+  tx, schedule = optim.build(tiny_config.optimizer, tiny_config.steps)
+  batch = jax.tree.map(jax.numpy.asarray, ds.train_batch(0, tiny_config.batch_size))
+  state = jax.jit(lambda key: engine.create_state(task, tx, key, batch))(jax.random.key(0))
+  step = jax.jit(engine.make_train_step(task, tx, schedule, parallel.build(tiny_config.parallel)))
+  loss = jax.jit(lambda key: task.loss(state.params, batch, key, train=True)[1]['loss'] / jnp.sum(batch['weights']))
+  base_key, got = jax.random.key(7), []
+  for s in (0, 1):
+    got.append(float(step(state.replace(step=jnp.int32(s)), batch, base_key)[1]['loss']))
+    assert got[-1] == pytest.approx(float(loss(jax.random.fold_in(base_key, s))), rel=1e-6)
+  assert got[0] != pytest.approx(got[1], rel=1e-4)
 
 
 def test_changed_model_size_is_a_clear_error(tiny_config, tmp_path):

@@ -115,11 +115,11 @@ def test_classify_task_scores_one_output_by_sign():
     def apply(self, variables, inputs, train=False, rngs=None):
       return inputs
   task = tasks.build(_classify_config('hinge'), Fixed(), None)
-  batch = {'inputs': f32([[0.5], [-2.0], [0.0]]), 'labels': i32([1, 1, 0]), 'weights': f32([1, 1, 0])}
+  batch = {'inputs': f32([[0.5], [-2.0], [0.0], [0.0]]), 'labels': i32([1, 1, 0, 1]), 'weights': f32([1, 1, 1, 0])}
   loss_sum, sums = task.loss({}, batch, None, train=False)
-  assert float(loss_sum) == pytest.approx(0.5 + 3.0)  # the weight-0 row counts for nothing
-  assert float(sums['correct']) == 1.0 and float(sums['weight']) == 2.0
-  assert task.finalize(jax.device_get(sums), 'val_') == {'val_loss': pytest.approx(1.75), 'val_accuracy': 0.5}
+  assert float(loss_sum) == pytest.approx(0.5 + 3.0 + 1.0)  # the weight-0 row counts for nothing
+  assert float(sums['correct']) == 2.0 and float(sums['weight']) == 3.0  # ŷ = 0 predicts class 0
+  assert task.finalize(jax.device_get(sums), 'val_') == {'val_loss': pytest.approx(1.5), 'val_accuracy': pytest.approx(2 / 3)}
 
 
 @pytest.mark.parametrize('layout', [dict(scan_layers=True), dict(remat=True), dict(scan_layers=True, remat=True)])
@@ -161,3 +161,39 @@ def test_label_smoothing_shapes_the_objective_not_the_reported_loss(tiny_config)
   assert float(sums['loss']) == pytest.approx(float(plain), rel=1e-6)
   assert float(objective) == pytest.approx(float(smoothed), rel=1e-6)
   assert abs(float(smoothed) - float(plain)) > 1e-4 * float(plain)  # far apart next to the 1e-6 checks above
+
+
+def _one_step(name, grad_scale=1.0, **fields):
+  """(params, grads, params after one step of optim.build) on a kernel, a bias and a LayerNorm gain."""
+  from lm_anatomy import optim
+  opt = base().optimizer
+  opt.update(dict(name=name, lr=0.1, schedule='constant', warmup_steps=0, weight_decay=0.5, grad_clip=1.0), **fields)
+  rng = np.random.default_rng(0)
+  params = {'dense': {'kernel': rng.normal(size=(3, 2)), 'bias': rng.normal(size=2)}, 'ln': {'scale': rng.normal(size=2)}}
+  grads = jax.tree.map(lambda p: grad_scale * rng.normal(size=p.shape), params)
+  params, grads = jax.tree.map(lambda x: np.asarray(x, np.float32), (params, grads))
+  tx, _ = optim.build(opt, 10)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  return params, grads, jax.tree.map(lambda p, u: np.asarray(p + u), params, updates)
+
+
+@pytest.mark.parametrize('name', ['adamw', 'adam', 'sgd', 'momentum'])
+def test_one_optimizer_step_by_hand(name):
+  """One update: global-norm clipping of all gradients together, then the rule, with weight decay on the
+  kernel only (adamw decoupled; sgd, momentum and adam add λθ to the gradient, as PyTorch)."""
+  params, grads, new = _one_step(name, grad_scale=3.0)   # ‖g‖ > 1: clipped
+  lr, lam, eps = 0.1, 0.5, 1e-8
+  norm = np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in jax.tree.leaves(grads)))
+  assert norm > 1.0
+  for path in (('dense', 'kernel'), ('dense', 'bias'), ('ln', 'scale')):
+    p = np.float64(params[path[0]][path[1]])
+    g = np.float64(grads[path[0]][path[1]]) / norm
+    decay = lam if path[1] == 'kernel' else 0.0
+    if name == 'adamw':   # first step: m̂ = g, v̂ = g², so the Adam step is g / (|g| + ε)
+      want = p - lr * (g / (np.abs(g) + eps) + decay * p)
+    elif name == 'adam':
+      g = g + decay * p
+      want = p - lr * g / (np.abs(g) + eps)
+    else:                 # momentum's first step is plain SGD
+      want = p - lr * (g + decay * p)
+    np.testing.assert_allclose(new[path[0]][path[1]], want, rtol=1e-5, atol=1e-6, err_msg=f'{name} {path}')
