@@ -161,6 +161,12 @@ def export(run: Pretrained | str | pathlib.Path, path: str | pathlib.Path, best:
   return pathlib.Path(path)
 
 
+def has_tokenizer(source: str | pathlib.Path) -> bool:
+  """Whether a run's workdir or a Hugging Face directory (or package) carries a tokenizer."""
+  path = resolve(source)
+  return is_run(path) or _has_tokenizer(path)
+
+
 def load_tokenizer(source: str | pathlib.Path):
   """The tokenizer of a run's workdir or of a Hugging Face directory (or package)."""
   path = resolve(source)

@@ -1,6 +1,7 @@
 import functools
 import hashlib
 import http.server
+import json
 import pathlib
 import threading
 
@@ -147,6 +148,21 @@ def test_subword_streams_follow_the_data_section(tiny_config, tiny_data, tmp_pat
   tiny_config.data.tokenizer, tiny_config.data.vocab = 'char', str(tmp_path / 'tokenizer.json')
   with pytest.raises(ConfigError, match="data.vocab applies to the wordpiece and bpe tokenizers, not data.tokenizer='char'"):
     data.build(tiny_config)
+
+
+def test_init_from_gives_its_tokenizer_when_it_has_one(tiny_config, tmp_path):
+  run = tmp_path / 'run'   # a run's workdir: config.json with a model section, and its tokenizer
+  run.mkdir()
+  (run / 'config.json').write_text(json.dumps({'model': {'name': 'gpt'}}))
+  saved = tokenizers.CharTokenizer.fit(TINY_TEXT + 'XYZ')  # symbols the corpus lacks: other ids
+  tokenizers.save(saved, run / 'tokenizer.json')
+  tiny_config.init_from = str(run)
+  assert data.build(tiny_config).tokenizer.to_json() == saved.to_json()
+  export = tmp_path / 'export'  # a Hugging Face export of a char model carries no tokenizer files
+  export.mkdir()
+  (export / 'config.json').write_text(json.dumps({'model_type': 'gpt2'}))
+  tiny_config.init_from = str(export)
+  assert data.build(tiny_config).tokenizer.to_json() == tokenizers.CharTokenizer.fit(TINY_TEXT).to_json()
 
 
 def test_block_size_larger_than_data(tiny_config):

@@ -156,9 +156,10 @@ def for_config(config, train_text: str | Sequence[str], whole_text: str | None =
 
   wordpiece / bpe: loaded from `data.vocab` (a tokenizer.json, a vocab.txt, a Hugging Face folder or
   package, or a run's workdir), else init_from's, else trained on `train_text` (a string or lines) with
-  `data.tokenizer_vocab_size` ids. char / byte / words: init_from's if set, else fit on `whole_text`
-  (default `train_text`): nanoGPT's character vocabulary covers the whole file, so that no symbol of
-  the val split is unknown.
+  `data.tokenizer_vocab_size` ids. char / byte / words: init_from's if it has one (a run's workdir
+  does; a Hugging Face export of a char model has none), else fit on `whole_text` (default
+  `train_text`): nanoGPT's character vocabulary covers the whole file, so that no symbol of the val
+  split is unknown.
   """
   from lm_anatomy import hf
   kind = config.data.tokenizer
@@ -172,7 +173,7 @@ def for_config(config, train_text: str | Sequence[str], whole_text: str | None =
     if not path.exists() and (path.suffix or '/' in config.data.vocab):  # a file path, not a package name
       raise DataError(f'data.vocab: there is no tokenizer file or folder at {str(path)!r}')
     tok = hf_tokenizers.load(path if path.exists() else hf.resolve(config.data.vocab))
-  elif config.get('init_from'):
+  elif config.get('init_from') and (subword or hf.has_tokenizer(config.init_from)):
     tok = hf.load_tokenizer(config.init_from)
   elif subword:
     tok = hf_tokenizers.KINDS[kind].fit(train_text, config.data.tokenizer_vocab_size)
