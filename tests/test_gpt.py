@@ -56,6 +56,25 @@ def test_makemore_transformer_size_and_pytorch_init():
   assert logits.shape == (2, 5, 27)
 
 
+def test_gpt2_init_scales_the_residual_projections():
+  """'gpt2' init: embeddings and kernels N(0, 0.02²), the c_proj kernels N(0, (0.02 / √(2L))²), biases 0."""
+  L = 2
+  model = GPT(vocab_size=11, block_size=8, n_layer=L, n_head=2, n_embd=64)
+  params = init(model, jnp.zeros((1, 8), jnp.int32))['params']
+  def check_std(w, std):  # a sample std of n normals has std ≈ σ / √(2n): allow 5 of those
+    w = np.asarray(w)
+    assert abs(np.std(w) / std - 1) < 5 / np.sqrt(2 * w.size), (w.shape, np.std(w), std)
+  check_std(params['wte']['embedding'], 0.02)
+  check_std(params['wpe'], 0.02)
+  for i in range(L):
+    attn, mlp = params[f'h_{i}']['attn'], params[f'h_{i}']['mlp']
+    check_std(attn['c_attn']['kernel'], 0.02)
+    check_std(mlp['c_fc']['kernel'], 0.02)
+    check_std(attn['c_proj']['kernel'], 0.02 / np.sqrt(2 * L))
+    check_std(mlp['c_proj']['kernel'], 0.02 / np.sqrt(2 * L))
+    assert not any(np.any(m[n]['bias']) for m in (attn, mlp) for n in m)
+
+
 def test_causal_future_tokens_do_not_change_past_logits(gpt):
   model, params = gpt
   x = jax.random.randint(jax.random.key(1), (2, 12), 0, 11)
@@ -80,6 +99,24 @@ def test_causal_attention_with_fewer_queries_than_keys_agrees_across_impls():
   for impl in ('einsum', 'xla'):
     tail = layers.dot_product_attention(q[:, :, 2:], k, v, causal=True, impl=impl)
     np.testing.assert_allclose(tail, full[:, :, 2:], atol=1e-5)
+
+
+def test_attention_dropout_rescales_the_kept_probabilities():
+  """Training-mode attention dropout: softmax probabilities times the keep mask (bernoulli(rng, 1 − p) of
+  their shape), divided by 1 − p, then times V; the fused impl falls back to it."""
+  q, k, v = np.random.default_rng(0).normal(size=(3, 2, 2, 6, 4)).astype(np.float32)
+  rate, rng = 0.3, jax.random.key(9)
+  got = [layers.dot_product_attention(q, k, v, causal=True, impl=impl, dropout_rate=rate, dropout_rng=rng)
+         for impl in ('einsum', 'xla')]
+  scores = np.einsum('bhqd,bhkd->bhqk', q, k, dtype=np.float64) / 2.0  # √d_h = 2
+  scores = np.where(np.tril(np.ones((6, 6), bool)), scores, -np.inf)
+  probs = np.exp(scores - scores.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  keep = np.asarray(jax.random.bernoulli(rng, 1.0 - rate, probs.shape))
+  assert 0.5 < keep.mean() < 0.9
+  want = np.einsum('bhqk,bhkd->bhqd', probs * keep / (1.0 - rate), v.astype(np.float64))
+  for out in got:
+    np.testing.assert_allclose(out, want, atol=1e-6)
 
 
 def test_kv_cache_gives_the_full_forward_logits(gpt):
@@ -116,6 +153,42 @@ def test_generate_with_and_without_cache_agree(gpt):
   assert long.shape == (2, 40) and long.min() >= 0 and long.max() < 11
   for use_cache in (True, False):
     assert generate.generate(model, params, prompt, 0, jax.random.key(0), use_cache=use_cache).shape == (2, 0)
+
+
+def test_cached_generation_past_block_size_rebuilds_from_the_last_half(gpt):
+  """Greedy past block_size (12): each new token is the argmax of a full forward pass over its context as
+  generate's docstring defines it: the text, and once that would pass block_size, the last block_size // 2
+  tokens at the rebuild followed by those generated since."""
+  model, params = gpt
+  params = jax.tree.map(lambda p: 20 * p, params)  # larger weights: greedy does not settle on one token
+  B, T, n = 2, model.block_size, 21  # a prompt of T // 2: 7 tokens per cache, two rebuilds
+  tokens = np.asarray(jax.random.randint(jax.random.key(7), (B, T // 2), 0, 11), np.int32)
+  out = generate.generate(model, params, tokens, n, jax.random.key(0), temperature=0.0)
+  start, rebuilds = 0, 0
+  for i in range(n):
+    if tokens.shape[1] - start > T:  # the context would pass block_size: keep its last T // 2 tokens
+      start, rebuilds = tokens.shape[1] - T // 2, rebuilds + 1
+    context = tokens[:, start:]
+    padded = np.zeros((B, T), np.int32)  # causal: the padding after the context is inert
+    padded[:, :context.shape[1]] = context
+    logits = np.asarray(apply(model, params, padded))[:, context.shape[1] - 1]
+    top2 = np.sort(logits, -1)[:, -2:]
+    assert (top2[:, 1] - top2[:, 0] > 1e-3).all()  # no near-tie: the argmax is well defined
+    np.testing.assert_array_equal(out[:, i], logits.argmax(-1), err_msg=f'token {i}')
+    tokens = np.concatenate([tokens, out[:, i:i + 1]], 1)
+  assert rebuilds == 2 and min(len(set(row)) for row in out.tolist()) >= 3
+
+
+def test_temperature_divides_the_logits():
+  """sample_logits at temperature T draws categorical(key, logits / T) with the key it is given."""
+  logits = jnp.array([[2.0, 1.0, 0.5, -1.0, 0.0]])
+  temps = (0.5, 2.0)
+  def both(key):
+    got = [generate.sample_logits(logits, key, temperature=t)[0] for t in temps]
+    return jnp.stack(got), jnp.stack([jax.random.categorical(key, logits / t, -1)[0] for t in temps])
+  got, want = jax.jit(jax.vmap(both))(jax.random.split(jax.random.key(3), 500))
+  np.testing.assert_array_equal(got, want)
+  assert all(len(set(np.asarray(g).tolist())) >= 4 for g in got.T)  # really sampled
 
 
 @pytest.mark.parametrize('settings, message', [
@@ -164,7 +237,9 @@ def test_top_k_and_top_p_filters():
     sample = lambda key: generate.sample_logits(logits, key, **filters)[0]
     return set(np.asarray(jax.jit(jax.vmap(sample))(jax.random.split(jax.random.key(0), n))).tolist())
   assert draws(200, top_k=2) == {0, 1}
-  assert draws(200, top_p=0.7) <= {0, 1}
+  # cumulative 0.5, 0.8, …: the nucleus for 0.7 is exactly {0, 1} (kept 0.625 / 0.375); 200 draws miss
+  # one of them with probability < 0.625²⁰⁰ + 0.375²⁰⁰ ≈ 1e-41
+  assert draws(200, top_p=0.7) == {0, 1}
   assert draws(50, top_p=0.4) == {0}
 
 
