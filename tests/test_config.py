@@ -42,6 +42,8 @@ def test_all_configs_validate():
     (lambda c: c.model.__setattr__('layer_norm_eps', -1.0), 'model.layer_norm_eps must be > 0'),
     (lambda c: c.__setattr__('seed', -1), 'seed must be in [0, 2**32)'),
     (lambda c: c.__setattr__('seed', 2**32 + 7), 'seed must be in [0, 2**32)'),
+    (lambda c: c.optimizer.__setattr__('min_lr', 1e-2), 'optimizer.min_lr (0.01) exceeds optimizer.lr (0.001)'),
+    (lambda c: c.data.__setattr__('tokenizer_vocab_size', 5), 'data.tokenizer_vocab_size must exceed the 5 special tokens'),
 ])
 def test_bad_config_names_the_key(change, message):
   config = load_config('shakespeare_char.py')

@@ -20,6 +20,7 @@ def _leaves(params):
 
 
 def test_run_writes_outputs_and_learns(tiny_config, tmp_path):
+  tiny_config.keep_checkpoints = 1
   record = engine.train(tiny_config, tmp_path / 'run', progress=False)
   run = tmp_path / 'run'
   assert json.loads((run / 'config.json').read_text())['model']['n_embd'] == 16
@@ -33,7 +34,7 @@ def test_run_writes_outputs_and_learns(tiny_config, tmp_path):
   assert records[-1]['val_loss'] < np.log(tiny_config_vocab(run))  # better than uniform
   assert record == records[-1]
   assert list((run / 'tensorboard').iterdir())
-  assert sorted(p.name for p in (run / 'checkpoints').iterdir() if p.name.isdigit()) == ['10', '20']
+  assert sorted(p.name for p in (run / 'checkpoints').iterdir() if p.name.isdigit()) == ['20']  # keep 1
   assert [p.name for p in (run / 'best').iterdir() if p.name.isdigit()]
 
 
@@ -193,6 +194,19 @@ def test_warmup_offset_one_is_nanogpts_schedule(tiny_config):
   opt.warmup_offset = 0
   _, lr0 = optim.build(opt, 2000)
   assert float(lr0(0)) == 0.0 and float(lr0(100)) == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_linear_and_wsd_decays_follow_their_formulas(tiny_config):
+  """optim's docstring, W = 10, S = 30, η = 1, η_min = 0.1: linear η + (η_min − η)(s−W)/(S−W); wsd holds η
+  until D = S − ⌊f·(S−W)⌋ = 25 (f = 0.25), then η + (η_min − η)(s−D)/(S−D); both η_min after S."""
+  opt = tiny_config.optimizer
+  opt.lr, opt.min_lr, opt.warmup_steps, opt.warmup_offset, opt.decay_fraction = 1.0, 0.1, 10, 0, 0.25
+  steps = np.arange(10, 36)
+  for schedule, start in (('linear', 10), ('wsd', 25)):
+    opt.schedule = schedule
+    _, lr = optim.build(opt, 30)
+    want = np.where(steps < start, 1.0, 1.0 + (0.1 - 1.0) * np.clip(steps - start, 0, 30 - start) / (30 - start))
+    np.testing.assert_allclose(np.array(jax.vmap(lr)(steps)), want, rtol=1e-6, err_msg=schedule)
 
 
 @pytest.mark.parametrize('schedule', ['cosine', 'linear', 'wsd', 'constant'])

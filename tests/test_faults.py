@@ -124,6 +124,7 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tiny_config, tmp_path,
   assert 'checkpoint at step 20 could not be restored' in caplog.text
   engine.train(config, tmp_path / 'run', progress=False)
   _assert_same_params(lm_anatomy.restore(tmp_path / 'whole'), lm_anatomy.restore(tmp_path / 'run'))
+  assert [p.name.split('_')[:2] for p in (tmp_path / 'run' / 'damaged').iterdir()] == [['checkpoints', '20']]
 
 
 def _poison_step(monkeypatch, *bad_steps):

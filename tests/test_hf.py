@@ -100,6 +100,15 @@ def _gpt_export_round_trip(tmp_path, **fields):
   return model, params, back, json.loads((tmp_path / 'out' / 'config.json').read_text())
 
 
+def test_gpt2_config_without_layer_norm_epsilon_gets_gpt2s(tmp_path):
+  _gpt_export_round_trip(tmp_path)
+  path = tmp_path / 'out' / 'config.json'
+  config = json.loads(path.read_text())
+  del config['layer_norm_epsilon']   # transformers' GPT2Config defaults it to 1e-5
+  path.write_text(json.dumps(config))
+  assert lm_anatomy.from_pretrained(tmp_path / 'out').model.layer_norm_eps == 1e-5
+
+
 def test_untied_gpt_round_trip_is_exact(tmp_path):
   """A GPT with its own output matrix (makemore's layout) exports `lm_head.weight` and comes back untied."""
   model, params, back, exported = _gpt_export_round_trip(tmp_path, weight_init='pytorch', tie_embeddings=False)

@@ -101,7 +101,10 @@ def test_without_the_split_file_a_seeded_permutation(names_data):
   assert len(ds.words['test']) == 4 and len(ds.words['train']) == 36  # min(1000, 10%)
   config.seed = 99  # the split does not follow the training seed
   assert data.build(config).words == ds.words
-  np.testing.assert_array_equal(names_lib.test_indices(40), names_lib.test_indices(40))
+  # makemore's rule on a seeded permutation rp: the test names are its tail, rp[-size:]
+  tail = np.random.default_rng(names_lib.SPLIT_SEED).permutation(40)[-4:]
+  np.testing.assert_array_equal(names_lib.test_indices(40), np.sort(tail))
+  assert sorted(ds.words['test']) == sorted(WORDS[i] for i in tail)
   assert len(names_lib.test_indices(5)) == 1   # 10% of 5 rounds to 0: still one test name
   with pytest.raises(DataError, match='at least 2'):
     names_lib.test_indices(1)
