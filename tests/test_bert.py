@@ -259,6 +259,85 @@ def test_next_sentence_pairs(tokenizer):
   assert abs(np.mean(np.array(labels) == NOT_NEXT) - 0.5) < 0.08
 
 
+def unmasked(b):
+  """The rows of a masked-LM batch with their chosen tokens put back."""
+  original = b['inputs'].copy()
+  w = b['weights'] > 0
+  rows = np.broadcast_to(np.arange(len(original))[:, None], w.shape)
+  original[rows[w], b['masked_positions'][w]] = b['masked_targets'][w]
+  return original
+
+
+def split_pair(row, sep):
+  """(A, B) of a packed row [CLS] A [SEP] B [SEP] [PAD]…"""
+  seps = np.flatnonzero(row == sep)
+  return row[1:seps[0]], row[seps[0] + 1:seps[1]]
+
+
+def test_long_pairs_keep_the_junction(tokenizer):
+  """A pair longer than seq_len loses the longer part's far end (A's start, B's end; B on a tie) until
+  [CLS] A [SEP] B [SEP] fits: B still starts at the token that followed A's last one."""
+  ordinary = np.setdiff1d(np.arange(tokenizer.vocab_size), tokenizer.special_ids())
+  lengths = (4, 9, 10, 16, 22, 30)
+  cuts = np.cumsum((0,) + lengths)
+  sents = [ordinary[cuts[i]:cuts[i + 1]] for i in range(len(lengths))]  # each id in one place only
+  where = {int(t): (i, p) for i, s in enumerate(sents) for p, t in enumerate(s)}
+  seq_len, budget = 12, 9
+  ds = MaskedLMSentences({'train': list(sents)}, tokenizer, seq_len, 0, next_sentence=True)
+  sep = tokenizer.special_id('sep')
+  seen = set()
+  for step in range(4):
+    b = ds.train_batch(step, 64)
+    for row, label in zip(unmasked(b), b['next_sentence_labels']):
+      if label != IS_NEXT:
+        continue
+      a, bb = split_pair(row, sep)
+      i, k = where[int(bb[0])]    # the cut: B starts at token k of sentence i
+      t = sents[i]
+      assert where[int(a[-1])] == (i, k - 1)  # A ends just before it
+      n = len(t)
+      lb = min(n - k, max(budget - k, budget // 2))  # the shorter part whole, else an even split (A ≥ B)
+      la = min(k, budget - lb)
+      np.testing.assert_array_equal(a, t[k - la:k])
+      np.testing.assert_array_equal(bb, t[k:k + lb])
+      seen.add((la < k, lb < n - k))
+  assert seen == {(False, False), (True, False), (False, True), (True, True)}  # every kind of cut happened
+
+
+def test_random_second_sentences_come_from_another_sentence(tokenizer):
+  ordinary = np.setdiff1d(np.arange(tokenizer.vocab_size), tokenizer.special_ids())
+  sents = [ordinary[:5], ordinary[5:12]]
+  ds = MaskedLMSentences({'train': list(sents)}, tokenizer, 16, 0, next_sentence=True)  # no pair is cut
+  sep = tokenizer.special_id('sep')
+  labels = []
+  for step in range(4):
+    b = ds.train_batch(step, 32)
+    for row, label in zip(unmasked(b), b['next_sentence_labels']):
+      a, bb = split_pair(row, sep)
+      j = int(a[0] in sents[1])
+      np.testing.assert_array_equal(a, sents[j][:len(a)])           # A: a prefix of the anchor
+      if label == IS_NEXT:
+        np.testing.assert_array_equal(bb, sents[j][len(a):])
+      else:
+        np.testing.assert_array_equal(bb, sents[1 - j][-len(bb):])  # B: a tail of the other sentence
+      labels.append(label)
+  assert 30 < sum(np.array(labels) == NOT_NEXT) < 98
+
+
+@pytest.mark.parametrize('target, accuracy', [(5, 0.0), (0, 1.0)])
+def test_masked_lm_accuracy_counts_masked_slots_only(target, accuracy):
+  """Empty slots (weight 0, position 0, target 0) are not scored, even where the prediction is 0."""
+  class Fixed:  # predicts token 0 in every slot
+    def apply(self, variables, inputs, train=False, rngs=None, **kwargs):
+      return jnp.zeros((1, 4, 8)).at[..., 0].set(1.0)
+  task = tasks.build(load_config('bert_pretrain.py', 'tiny'), Fixed(), None)
+  batch = {'inputs': np.ones((1, 6), np.int32), 'masked_positions': np.array([[3, 0, 0, 0]], np.int32),
+           'masked_targets': np.array([[target, 0, 0, 0]], np.int32), 'weights': np.array([[1, 0, 0, 0]], np.float32)}
+  _, sums = task.loss({}, batch, None, train=False)
+  assert float(sums['correct']) == accuracy and float(sums['weight']) == 1.0
+  assert task.finalize(jax.device_get(sums), 'val_')['val_accuracy'] == pytest.approx(accuracy)
+
+
 def test_masked_lm_loss_counts_masked_positions_only(tokenizer):
   config = load_config('bert_pretrain.py', 'tiny')
   ds = mlm_dataset(tokenizer, next_sentence=True)
