@@ -82,6 +82,15 @@ def test_mlp_init_scale_is_lecun():
   assert params['output']['kernel'].shape == (300, 1)
 
 
+def test_mlp_init_uses_each_layers_own_fan_in():
+  """std 1/√fan_in per layer: 1/20 for the 400 inputs, 1/10 for the 100-unit layers after them."""
+  model = mlp.MLP(input_dim=400, num_classes=2, depth=2, width=100)
+  params = _init(model, 400)
+  for name, fan_in in (('hidden_0', 400), ('hidden_1', 100), ('output', 100)):
+    k = params[name]['kernel']
+    assert float(jnp.std(k)) == pytest.approx(fan_in ** -0.5, rel=5 / np.sqrt(2 * k.size)), name
+    assert not np.any(params[name]['bias'])
+
 def test_mlp_dropout_only_in_training():
   model = mlp.MLP(input_dim=3, num_classes=2, width=64, dropout=0.5)
   params = _init(model, 3)

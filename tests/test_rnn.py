@@ -145,6 +145,70 @@ def test_dropout_between_layers_only_in_training():
                                 one_layer.apply({'params': p1}, x))  # nothing between layers to drop
 
 
+def _elman(x, p, h):
+  """An Elman layer in numpy: x [B, T, in], start h [H] → outputs [B, T, H]."""
+  h, out = np.broadcast_to(h, (x.shape[0], h.shape[-1])), []
+  for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ p['w_ih'] + p['b_ih'] + h @ p['w_hh'] + p['b_hh'])
+    out.append(h)
+  return np.stack(out, 1)
+
+
+def test_dropout_acts_on_the_outputs_of_every_layer_but_the_last():
+  """In training, layer 0 reads the embeddings as they are and layer l > 0 reads layer l−1's outputs
+  dropped (kept ones scaled by 1/(1 − p)); the logits are a numpy forward pass with those masks."""
+  model = RNN(vocab_size=9, n_layer=3, n_embd=4, n_hidden=6, dropout=0.5)
+  x = jax.random.randint(jax.random.key(1), (2, 5), 0, 9)
+  params = model.init(jax.random.key(0), x)['params']
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  logits, state = model.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(2)},
+                              capture_intermediates=True, mutable=['intermediates'])
+  inter = state['intermediates']
+  assert sorted(k for k in inter if k.startswith('Dropout')) == ['Dropout_0', 'Dropout_1']
+  h = p['wte']['embedding'][np.asarray(x)]
+  for l in range(3):
+    if l > 0:
+      dropped = np.asarray(inter[f'Dropout_{l - 1}']['__call__'][0], np.float64)
+      keep = dropped != 0
+      assert 0 < keep.mean() < 1
+      np.testing.assert_allclose(dropped, np.where(keep, h / 0.5, 0.0), rtol=1e-5, atol=1e-6)
+      h = np.where(keep, h / 0.5, 0.0)
+    h = _elman(h, p[f'layer_{l}'], p['h0'][l])
+    np.testing.assert_allclose(inter[f'layer_{l}']['__call__'][0][0], h, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(logits, h @ p['lm_head']['kernel'] + p['lm_head']['bias'], rtol=1e-5, atol=1e-6)
+
+
+def test_ffnn_is_bengios_equation_with_a_blank_row():
+  """y = b + U tanh(d + H x) + W x, x the window's embeddings oldest first, <blank> (row V) before the start."""
+  V, n, m, H, B, T = 7, 3, 2, 5, 2, 6
+  model = FFNN(vocab_size=V, window=n, n_embd=m, n_hidden=H, direct=True)
+  x = jax.random.randint(jax.random.key(1), (B, T), 0, V)
+  params = model.init(jax.random.key(0), x)['params']
+  assert params['wte']['embedding'].shape == (V + 1, m) and params['direct']['kernel'].shape == (n * m, V)
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  padded = np.concatenate([np.full((B, n - 1), V), np.asarray(x)], 1)
+  win = np.stack([p['wte']['embedding'][padded[:, t:t + n]].reshape(B, n * m) for t in range(T)], 1)
+  hid = np.tanh(win @ p['hidden']['kernel'] + p['hidden']['bias'])
+  want = hid @ p['out']['kernel'] + p['out']['bias'] + win @ p['direct']['kernel']
+  np.testing.assert_allclose(model.apply({'params': params}, x), want, rtol=1e-5, atol=1e-6)
+  # The <blank> row reaches the first n − 1 positions only.
+  moved = {**params, 'wte': {'embedding': params['wte']['embedding'].at[V].add(1.0)}}
+  diff = np.abs(model.apply({'params': moved}, x) - model.apply({'params': params}, x)).max((0, 2))
+  assert (diff[:n - 1] > 1e-3).all() and (diff[n - 1:] == 0).all()
+
+
+def test_bigram_starts_uniform():
+  """A zero table: every row is the uniform distribution, so the initial loss is exactly log V."""
+  V = 11
+  model = Bigram(vocab_size=V)
+  x = jax.random.randint(jax.random.key(1), (3, 8), 0, V)
+  params = model.init(jax.random.key(0), x)['params']
+  assert not np.any(params['logits'])
+  y = jax.random.randint(jax.random.key(2), (3, 8), 0, V)
+  logp = jax.nn.log_softmax(model.apply({'params': params}, x))
+  loss = -float(jnp.take_along_axis(logp, y[..., None], -1).mean())
+  assert abs(loss - np.log(V)) < 1e-6
+
 def test_ffnn_sees_exactly_its_window():
   model = FFNN(vocab_size=9, window=3, n_embd=4, n_hidden=8)
   x = jax.random.randint(jax.random.key(1), (1, 10), 0, 9)
@@ -168,8 +232,11 @@ def test_makemore_sizes():
     counts[arch] = (model.num_params(params, exclude_embeddings=False) if arch == 'gpt'
                     else model.num_params(params))
   # makemore: bigram 729, mlp 69,147, rnn 11,803, gru 28,315, transformer 204,544. Ours keep PyTorch's two
-  # bias vectors per recurrent layer.
-  assert counts == {'bigram': 729, 'ffnn': 69_147, 'rnn': 11_803 + 64, 'gru': 28_315 + 192, 'lstm': 36_891,
+  # bias vectors per recurrent layer. makemore has no LSTM: embedding 27×64, four gate blocks of
+  # w_ih, w_hh [64, 64] and b_ih, b_hh [64], start states h0, c0 [1, 64], output layer 64×27 + 27.
+  lstm = 27 * 64 + 4 * (64 * 64 + 64 * 64 + 2 * 64) + 2 * 64 + 64 * 27 + 27
+  assert lstm == 36_891
+  assert counts == {'bigram': 729, 'ffnn': 69_147, 'rnn': 11_803 + 64, 'gru': 28_315 + 192, 'lstm': lstm,
                     'gpt': 204_544}
 
 
