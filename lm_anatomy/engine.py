@@ -379,7 +379,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
 
     last = {}
     # Training losses since the last evaluation (kept in checkpoints, so that a resumed run reports the
-    # same train_loss); steps and seconds since the last evaluation (tokens/s).
+    # same train_loss); tokens and seconds since the last evaluation (tokens/s).
     train_losses: list[float] = list(meta.pop('train_losses_since_eval', []))
     window_tokens, window_time = 0, 0.0
     if progress and lead:
