@@ -138,6 +138,12 @@ def main(out_path):
   result['bad_batch_workdir_made'] = (root / 'bad_batch').exists()
   fsdp_state = lm_anatomy.restore(root / 'fsdp')  # an 8-device fsdp run, restored on one device
   result['fsdp_restored_on'] = len(jax.tree.leaves(fsdp_state.params)[0].devices())
+  # fsdp's rule: shard the largest axis that 8 devices divide; arrays under 1024 elements stay whole.
+  from lm_anatomy import parallel
+  fsdp = parallel.build(config('fsdp').parallel)
+  shapes = [(64, 16), (16, 64), (3, 1024), (8, 100), (12, 100), (2048,)]
+  result['fsdp_specs'] = {str(s): str(tuple(fsdp.state_sharding(jax.ShapeDtypeStruct(s, jax.numpy.float32)).spec))
+                          for s in shapes}
   pathlib.Path(out_path).write_text(json.dumps(result, indent=2))
 
 

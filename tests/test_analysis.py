@@ -51,6 +51,7 @@ def test_embedding_gradients_vanish_outside_the_context():
   g = analysis.embedding_grad_norms(lstm, _init(lstm), windows)
   assert (g > 0).all() and g[15] < g[0]
   assert 0 < analysis.decay_per_step(g, 15) < 1
+  assert analysis.decay_per_step(np.array([8.0, 4.0, 2.0, 1.0]), 3) == pytest.approx(0.5, rel=1e-12)  # (1/8)^(1/3)
   with pytest.raises(ValueError, match=r'k_max must be in \[1, 15\]'):
     analysis.decay_per_step(g, 0)
   with pytest.raises(ValueError, match='looks up 0 embeddings'):

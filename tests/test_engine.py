@@ -38,6 +38,34 @@ def test_run_writes_outputs_and_learns(tiny_config, tmp_path):
   assert [p.name for p in (run / 'best').iterdir() if p.name.isdigit()]
 
 
+def test_stop_after_rounds_up_and_the_last_step_evaluates_and_saves(tiny_config, tmp_path, monkeypatch):
+  """steps = 25 (not a multiple of eval_every = 10), checkpoint_every = 1000 > steps, stop_after = 7 with
+  5 steps a dispatch: the run stops at 10 with a checkpoint; resumed, it evaluates at 10, 20 and 25, and
+  each train_loss is the mean of the training losses since the evaluation before."""
+  from lm_anatomy import parallel
+  tiny_config.steps, tiny_config.checkpoint_every = 25, 1000
+  losses = []
+  def build(*args):  # records every training step's loss as the engine receives it
+    strategy = build_strategy(*args)
+    to_host = strategy.to_host
+    def record(metrics):
+      out = to_host(metrics)
+      losses.extend(float(x) for x in out['loss'])
+      return out
+    strategy.to_host = record
+    return strategy
+  build_strategy = parallel.build
+  monkeypatch.setattr(parallel, 'build', build)
+  engine.train(tiny_config, tmp_path / 'run', stop_after=7, progress=False)
+  assert lm_anatomy.restore(tmp_path / 'run').step == 10
+  last = engine.train(tiny_config, tmp_path / 'run', progress=False)
+  assert lm_anatomy.restore(tmp_path / 'run').step == 25 and last['step'] == 25
+  records = [json.loads(l) for l in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records] == [10, 20, 25] and len(losses) == 25
+  for r, (a, b) in zip(records, [(0, 10), (10, 20), (20, 25)]):
+    assert r['train_loss'] == pytest.approx(np.mean(losses[a:b]), rel=1e-6)
+
+
 def tiny_config_vocab(run):
   return json.loads((run / 'data_info.json').read_text())['vocab_size']
 

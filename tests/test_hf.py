@@ -124,8 +124,9 @@ def test_gpt_without_biases_round_trips_and_fine_tunes_from_its_export(tmp_path)
   init_from the export refused the run's own config."""
   model, params, back, exported = _gpt_export_round_trip(tmp_path, bias=False)
   assert exported['lm_anatomy_bias'] is False and back.model.bias is False
-  fresh = model.clone(weight_init='pytorch').init(jax.random.key(1), jnp.ones((1, 5), jnp.int32))['params']
-  merged = hf.init_params(tmp_path / 'out', model.clone(weight_init='pytorch'), fresh)  # weight_init: not architecture
+  fine = model.clone(weight_init='pytorch', dropout=0.3)  # weight_init and dropout: not architecture
+  fresh = fine.init(jax.random.key(1), jnp.ones((1, 5), jnp.int32))['params']
+  merged = hf.init_params(tmp_path / 'out', fine, fresh)
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(merged)):
     np.testing.assert_array_equal(a, b)
 

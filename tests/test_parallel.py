@@ -37,6 +37,14 @@ def test_fsdp_checkpoint_restores_on_one_device(parallel_results):
   assert parallel_results['fsdp_restored_on'] == 1
 
 
+def test_fsdp_shards_the_largest_divisible_axis_of_large_arrays(parallel_results):
+  assert parallel_results['fsdp_specs'] == {
+      '(64, 16)': "('data', None)", '(16, 64)': "(None, 'data')", '(3, 1024)': "(None, 'data')",
+      '(8, 100)': '()',        # 800 elements: replicated
+      '(12, 100)': '()',       # no axis that 8 divides
+      '(2048,)': "('data',)"}
+
+
 def test_batch_not_divisible_by_the_device_count_is_a_config_error(parallel_results):
   assert parallel_results['bad_batch_error'] == ("batch_size (12) must be divisible by the device count (8) "
                                                  "in parallel.mode='data'")
