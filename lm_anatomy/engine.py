@@ -361,7 +361,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
     if lead and start:
       log.info('resumed from step %d in %s', start, workdir)
 
-    tokens_per_row = getattr(dataset, 'tokens_per_example', lambda batch=None: 1)
     flops_per_token = peak_flops = float('nan')
     if config.report_mfu and hasattr(model, 'flops_per_token'):
       from lm_anatomy import flops
@@ -397,7 +396,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
         pending = chunk_batches(nxt) if nxt < end else None  # overlaps with the device's work
         metrics = strategy.to_host(metrics)
         dt = time.perf_counter() - t0
-        tokens = config.batch_size * n * tokens_per_row(batches)
+        tokens = config.batch_size * n * dataset.tokens_per_example(batches)
         window_tokens, window_time = window_tokens + tokens, window_time + dt
         meta['train_seconds'] = meta.get('train_seconds', 0.0) + dt
         if not metrics['finite'].all():

@@ -145,12 +145,6 @@ KINDS = {'char': CharTokenizer, 'byte': ByteTokenizer, 'words': WordTokenizer}
 KINDS.update(hf_tokenizers.KINDS)  # 'wordpiece', 'bpe': Hugging Face `tokenizers`
 
 
-def fit(kind: str, text: str):
-  if kind not in KINDS:
-    raise ConfigError(f'unknown tokenizer data.tokenizer={kind!r}; choose one of {sorted(KINDS)}')
-  return KINDS[kind].fit(text)
-
-
 def for_config(config, train_text: str | Sequence[str], whole_text: str | None = None):
   """The tokenizer of a run's data section (`data.tokenizer`).
 

@@ -116,8 +116,8 @@ class GPT(nn.Module):
   def flops_per_token(self, seq_len: int, params) -> float:
     """Training FLOPs per token: 6N + 12·L·H·Q·T (PaLM appendix B; nanoGPT's estimate_mfu). N is nanoGPT's:
     every parameter but the position embeddings (LayerNorm gains and biases included, which enter no
-    matrix product: 0.14% of N for the baby model), less the token embeddings
-    when the output layer is untied (they are then a lookup; lm_head does the product)."""
+    matrix product: 0.14% of N for the baby model), less the token embeddings when the output layer is
+    untied (they are then a lookup; lm_head does the product)."""
     head_dim = self.n_embd // self.n_head
     n = self.num_params(params) - (0 if self.tie_embeddings else int(np.prod(params['wte']['embedding'].shape)))
     return 6 * n + 12 * self.n_layer * self.n_head * head_dim * seq_len
