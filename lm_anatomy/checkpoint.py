@@ -3,15 +3,20 @@
 A checkpoint holds the whole train state (step, params, optimizer state, counters) and a small JSON
 `meta` (best val loss so far, wall time). Restoring always goes into an abstract target that carries
 the shardings of the current run, so a run saved under one device layout restores under another.
-If the newest checkpoint cannot be read, the previous one is tried, with a warning.
+If the newest checkpoint cannot be read, the previous one is tried, with one warning (the tracebacks of
+the reads that Orbax abandons are dropped: see _AbandonedReadFilter).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import operator
+import os
 import pathlib
 import shutil
+import sys
 import time
+import traceback
 from typing import Any
 
 import jax
@@ -116,23 +121,19 @@ class Checkpointer:
         raise CheckpointError(f'checkpoint at step {s} does not fit this model: {"; ".join(mismatched[:3])}'
                               f'{f" (and {len(mismatched) - 3} more)" if len(mismatched) > 3 else ""}. '
                               'Was the model, data or optimizer config changed since it was saved?')
+      _drop_abandoned_reads(pathlib.Path(mngr.directory) / str(s))
       try:
         out = mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                                                       meta=ocp.args.JsonRestore()))
         return out['state'], dict(out['meta'] or {}), s
-      except (ValueError, KeyError, TypeError) as e:
-        if _is_mismatch(e):
+      except Exception as e:  # damaged files: tensorstore, OS and decoding errors
+        if isinstance(e, (ValueError, KeyError, TypeError)) and _is_mismatch(e):
           raise CheckpointError(f'checkpoint at step {s} does not fit this model: {_short(e)}. '
                                 'Was the model, data or optimizer config changed since it was saved?') from None
         if step is not None:
           raise
         log.warning('checkpoint at step %d could not be restored (%s); trying the previous one', s, _short(e))
-        if quarantine:
-          self._quarantine(mngr, s)
-      except Exception as e:  # damaged files: tensorstore, OS and decoding errors
-        if step is not None:
-          raise
-        log.warning('checkpoint at step %d could not be restored (%s); trying the previous one', s, _short(e))
+      gc.collect()  # the abandoned reads' coroutines (the error held them), reported and dropped now
       if quarantine:
         self._quarantine(mngr, s)
     return None
@@ -179,8 +180,65 @@ def _shape_mismatches(item_dir: pathlib.Path, abstract_state) -> list[str]:
   return out
 
 
+def _from_orbax(tb) -> bool:
+  return any(f'orbax{os.sep}checkpoint' in f.f_code.co_filename for f, _ in traceback.walk_tb(tb))
+
+
+class _AbandonedReadFilter(logging.Filter):
+  """Drops the leftovers of a failed Orbax restore and passes every other report on.
+
+  When one array of a checkpoint cannot be read, Orbax raises at once and closes its event loop while
+  the other reads are still in flight. Python then reports each abandoned read on its own: the unfinished
+  coroutine when it is collected and TensorStore's completion callback, which finds the loop closed (both
+  through sys.unraisablehook), and the gathering future whose error nobody retrieved (asyncio's logger).
+  A damaged checkpoint of a small model gave 30-90 such tracebacks (up to 3,000 lines of stderr) after
+  the one warning that says what happened. As a sys.unraisablehook this wraps the hook before it; as a
+  filter it sits on the 'asyncio' logger.
+  """
+
+  folders: set[str] = set()  # every checkpoint folder this process has restored from (shared)
+
+  def __init__(self, previous=None):
+    super().__init__()
+    self.previous = previous
+
+  @staticmethod
+  def is_leftover(u) -> bool:
+    code = getattr(u.object, 'cr_code', None)
+    if code is not None and f'orbax{os.sep}checkpoint' in code.co_filename:
+      return True  # an unfinished Orbax read coroutine, collected
+    frames = [f.f_code.co_name for f, _ in traceback.walk_tb(u.exc_traceback)]  # outermost first
+    return (u.object is None and isinstance(u.exc_value, RuntimeError)  # called from C: TensorStore's callback
+            and str(u.exc_value) == 'Event loop is closed' and frames[:1] == ['call_soon_threadsafe'])
+
+  def __call__(self, u) -> None:
+    if not self.is_leftover(u):
+      self.previous(u)
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    exc = record.exc_info[1] if record.exc_info else None
+    if (exc is not None and 'exception was never retrieved' in str(record.msg)
+        and (_from_orbax(exc.__traceback__) or any(folder in str(exc) for folder in self.folders))):
+      return False
+    return True
+
+
+def _drop_abandoned_reads(folder: pathlib.Path) -> None:
+  """Before a restore of the checkpoint in `folder`: installs _AbandonedReadFilter over sys.unraisablehook
+  and on the 'asyncio' logger, once, for good (if the restore fails, TensorStore's callbacks fire on other
+  threads both before the error reaches the caller and after)."""
+  _AbandonedReadFilter.folders.add(str(folder))
+  if not isinstance(sys.unraisablehook, _AbandonedReadFilter):
+    sys.unraisablehook = _AbandonedReadFilter(sys.unraisablehook)
+  asyncio_log = logging.getLogger('asyncio')
+  if not any(isinstance(f, _AbandonedReadFilter) for f in asyncio_log.filters):
+    asyncio_log.addFilter(_AbandonedReadFilter())
+
+
 def _short(e: Exception) -> str:
-  return str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+  """The first line of an error, without the TensorStore spec that Orbax appends to a failed read."""
+  text = str(e).strip().split(' See full TensorStore details')[0]
+  return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def _is_mismatch(e: Exception) -> bool:
