@@ -194,7 +194,9 @@ def write(sw, workdir: str | pathlib.Path) -> list[pathlib.Path]:
   write_csv(rows, columns, workdir / 'results.csv')
   if plot_curves({p.name: workdir / p.name for p in sw.points}, workdir / 'loss_curves.png'):
     written.append(workdir / 'loss_curves.png')
-  metric = sw.metric or default_metric(rows)
+  from lm_anatomy import sweep
+  finals = [recs[-1] for p in sw.points if (recs := sweep.records(workdir / p.name))]
+  metric = sw.metric or default_metric(finals)  # a recorded metric, not a tag or setting named *_loss
   if metric and plot_final(rows, metric, workdir / f'final_{metric}.png'):
     written.append(workdir / f'final_{metric}.png')
   return written

@@ -280,9 +280,13 @@ def run(sweep: Sweep, workdir: str | pathlib.Path, *, dry_run: bool = False, in_
       else:
         rc = _run_child([sys.executable] + cmd[1:])
         outcome[point.name] = 'ran' if rc == 0 else f'failed: exit status {rc}'
-        if rc - 128 in (signal.SIGINT, signal.SIGTERM):
-          raise Interrupted(f'{point.name} stopped by signal {rc - 128}, with a checkpoint; run the sweep again '
-                            'to resume it', rc - 128)
+        # 128 + n: the engine saved a checkpoint and exited; -n: killed by signal n before its handler was
+        # set (at start-up) or by a second Ctrl-C. Either way the user stopped it: stop the sweep too.
+        signum = -rc if rc < 0 else rc - 128
+        if signum in (signal.SIGINT, signal.SIGTERM):
+          saved = ', with a checkpoint' if rc > 0 else ''
+          raise Interrupted(f'{point.name} stopped by signal {signum}{saved}; run the sweep again to resume it',
+                            signum)
     finally:
       _add_wall_time(workdir / point.name, time.perf_counter() - start, cmd)
     if outcome[point.name].startswith('failed'):
