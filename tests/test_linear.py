@@ -58,6 +58,36 @@ def test_stack_of_linear_layers_is_exactly_one_linear_map():
                              stack.apply({'params': params}, x), rtol=1e-5, atol=1e-5)
 
 
+def test_log_linear_two_scores_use_softmax():
+  """Two classes with `binary_output=False`: p = softmax([ŷ₀, ŷ₁]), so p₁ = σ(ŷ₁ − ŷ₀), not σ(ŷ₁)."""
+  model = linear.LogLinear(input_dim=2, num_classes=2, binary_output=False)
+  params = {'linear': {'kernel': jnp.array([[1.0, -1.0], [0.5, 2.0]]), 'bias': jnp.array([0.25, -0.5])}}
+  x = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, 0.0]], np.float32)
+  z = x.astype(np.float64) @ [[1.0, -1.0], [0.5, 2.0]] + [0.25, -0.5]
+  p = model.apply({'params': params}, x, method='probabilities')
+  assert p.shape == (3, 2)
+  np.testing.assert_allclose(p, np.exp(z) / np.exp(z).sum(-1, keepdims=True), rtol=1e-6)
+  np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-(z[:, 1] - z[:, 0]))), rtol=1e-6)
+
+
+def test_collapse_folds_layers_in_numeric_order():
+  """With 11 layers, layer_10 is the last one (not the third, as sorting the names as strings would say).
+  Integer weights keep every product exact in float32."""
+  stack = linear.LinearStack(input_dim=3, num_classes=3, binary_output=False, depth=11, width=3)
+  rng = np.random.default_rng(0)
+  k = [rng.integers(-1, 2, (3, 3)).astype(np.float32) for _ in range(11)]
+  c = [rng.integers(-2, 3, 3).astype(np.float32) for _ in range(11)]
+  params = {f'layer_{i}': {'kernel': jnp.asarray(k[i]), 'bias': jnp.asarray(c[i])} for i in range(11)}
+  want_w, want_b = k[0].astype(np.int64), c[0].astype(np.int64)
+  for i in range(1, 11):
+    want_w, want_b = want_w @ k[i].astype(np.int64), want_b @ k[i].astype(np.int64) + c[i].astype(np.int64)
+  w, b = linear.LinearStack.collapse(params)
+  np.testing.assert_array_equal(w, want_w)
+  np.testing.assert_array_equal(b, want_b)
+  x = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]], np.float32)
+  np.testing.assert_array_equal(stack.apply({'params': params}, x), x.astype(np.int64) @ want_w + want_b)
+
+
 @pytest.mark.parametrize('activation', ['sigmoid', 'tanh', 'relu', 'gelu'])
 def test_mlp_equations_and_shapes(activation):
   model = mlp.MLP(input_dim=3, num_classes=4, depth=2, width=6, activation=activation)

@@ -197,3 +197,68 @@ def test_one_optimizer_step_by_hand(name):
     else:                 # momentum's first step is plain SGD
       want = p - lr * (g + decay * p)
     np.testing.assert_allclose(new[path[0]][path[1]], want, rtol=1e-5, atol=1e-6, err_msg=f'{name} {path}')
+
+
+def test_cross_entropy_is_float32_for_bfloat16_logits():
+  """bfloat16 logits are scored in float32: −log softmax(z)_y = logsumexp(z) − z_y to float32 precision."""
+  z = jnp.asarray([[0.0, 3.0, 5.0, 7.25]], jnp.bfloat16)  # each value exact in bfloat16
+  got = losses.cross_entropy(z, i32([0]))
+  assert got.dtype == jnp.float32
+  zz = np.asarray([0.0, 3.0, 5.0, 7.25])
+  np.testing.assert_allclose(got, [np.log(np.exp(zz).sum()) - zz[0]], rtol=1e-6)
+
+
+class _Fixed:
+  """A model whose scores (or logits) are its inputs."""
+  def apply(self, variables, inputs, train=False, rngs=None):
+    return inputs
+
+
+def test_classify_accuracy_counts_weighted_rows_only():
+  """A weight-0 (padding) row that the model gets right adds nothing to `correct`, for one score and for C."""
+  task = tasks.build(_classify_config('cross_entropy'), _Fixed(), None)
+  one = {'inputs': f32([[2.0], [-1.0], [3.0]]), 'labels': i32([1, 1, 1]), 'weights': f32([1, 1, 0])}
+  _, sums = task.loss({}, one, None, train=False)
+  assert float(sums['correct']) == 1.0 and float(sums['weight']) == 2.0
+  many = {'inputs': f32([[0.0, 2.0, 1.0], [3.0, 0.0, 1.0], [0.0, 0.0, 5.0]]), 'labels': i32([1, 2, 2]),
+          'weights': f32([1, 1, 0])}
+  _, sums = task.loss({}, many, None, train=False)
+  assert float(sums['correct']) == 1.0 and float(sums['weight']) == 2.0
+
+
+def test_causal_lm_metrics_by_hand():
+  """Loss = Σ w ℓ / Σ w over scored tokens, perplexity = e^loss, bpc = loss / ln 2 / (chars per token of
+  the split), accuracy over scored tokens only."""
+  from types import SimpleNamespace
+  logits = np.array([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.0]]], np.float32)
+  targets, weights = np.array([[0, 2, 2, 0]]), np.array([[1.0, 1.0, 1.0, 0.0]])  # last token: padding, right
+  dataset = SimpleNamespace(chars_per_token={'train': 4.0, 'val': 2.5})
+  task = tasks.build(base(), _Fixed(), dataset)
+  _, sums = task.loss({}, {'inputs': f32(logits), 'targets': i32(targets), 'weights': f32(weights)}, None, False)
+  z = logits.astype(np.float64)[0]
+  nll = np.log(np.exp(z).sum(-1)) - z[np.arange(4), targets[0]]
+  mean = (nll * weights[0]).sum() / 3
+  assert float(sums['loss']) == pytest.approx((nll * weights[0]).sum(), rel=1e-6)
+  assert float(sums['weight']) == 3.0 and float(sums['correct']) == 2.0
+  for split, ratio in (('val', 2.5), ('train', 4.0)):
+    out = task.finalize(jax.device_get(sums), f'{split}_', split)
+    assert out[f'{split}_loss'] == pytest.approx(mean, rel=1e-6)
+    assert out[f'{split}_perplexity'] == pytest.approx(np.exp(mean), rel=1e-6)
+    assert out[f'{split}_bpc'] == pytest.approx(mean / np.log(2) / ratio, rel=1e-6)
+    assert out[f'{split}_accuracy'] == pytest.approx(2 / 3, rel=1e-6)
+
+
+def test_evaluated_file_knows_its_characters_per_token(tmp_path):
+  """`evaluate` on a text file: its bpc divides by the file's characters over its tokens (here words)."""
+  from types import SimpleNamespace
+  from lm_anatomy import evaluate
+  from lm_anatomy.data import tokenizers
+  content = 'the film was good and the plot was fine'   # 39 characters, 9 words
+  (tmp_path / 'f.txt').write_text(content)
+  config = base()
+  config.data.seq_len = 2
+  run = SimpleNamespace(config=config, tokenizer=tokenizers.WordTokenizer.fit(content))
+  ds = evaluate.file_dataset(run, tmp_path / 'f.txt')
+  assert len(ds.splits['file']) == 9 and ds.chars_per_token == {'file': 39 / 9}
+  out = tasks.build(config, None, ds).finalize({'loss': 6.0, 'weight': 3.0}, '', 'file')
+  assert out['bpc'] == pytest.approx(2.0 / math.log(2) * 9 / 39, rel=1e-6)
