@@ -121,8 +121,9 @@ def generate(model, params, prompt, max_new_tokens: int, rng, temperature: float
   """prompt: [batch, n] int ids (n ≥ 1) → new tokens [batch, max_new_tokens] int32."""
   check_sampling(temperature, top_k, top_p)
   prompt = np.asarray(prompt)
-  if prompt.ndim != 2 or prompt.shape[1] == 0 or prompt.dtype.kind not in 'iu':
-    raise ConfigError(f'prompt must be integer ids [batch, n] with n >= 1, got {prompt.dtype} {prompt.shape}')
+  if prompt.ndim != 2 or 0 in prompt.shape or prompt.dtype.kind not in 'iu':  # an empty batch: min() would fail
+    raise ConfigError(f'prompt must be integer ids [batch, n] with n >= 1 and batch >= 1, got {prompt.dtype} '
+                      f'{prompt.shape}')
   vocab = getattr(model, 'vocab_size', 0)
   if vocab and (prompt.min() < 0 or prompt.max() >= vocab):
     raise ConfigError(f'prompt ids must lie in [0, {vocab}), got {prompt.min()} … {prompt.max()}')

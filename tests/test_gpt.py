@@ -273,3 +273,66 @@ def test_bfloat16_compute_keeps_float32_params_and_logits(gpt):
   ref = apply(model, params, x)
   err = float(jnp.max(jnp.abs(logits - ref)))
   assert 0 < err < 0.05  # bf16 rounding shows, but the function is the same
+
+
+def test_cached_sampling_crops_the_prompt_and_draws_token_i_with_fold_in_i(gpt):
+  """Sampled from a prompt longer than block_size (12): the prompt is cropped to its last 12 tokens, the
+  cache is rebuilt from the last 6 whenever the context would pass 12, and new token i is
+  categorical(fold_in(key, i), logits) of a full forward pass over its context, across the rebuilds."""
+  model, params = gpt
+  params = jax.tree.map(lambda p: 5 * p, params)  # larger weights: the context matters, the draw still varies
+  B, T, n, key = 2, model.block_size, 20, jax.random.key(5)
+  tokens = np.asarray(jax.random.randint(jax.random.key(8), (B, T + 3), 0, 11), np.int32)
+  out = generate.generate(model, params, tokens, n, key)
+  start, rebuilds = tokens.shape[1] - T, 0
+  for i in range(n):
+    if tokens.shape[1] - start > T:
+      start, rebuilds = tokens.shape[1] - T // 2, rebuilds + 1
+    context = tokens[:, start:]
+    padded = np.zeros((B, T), np.int32)  # causal: the padding after the context is inert
+    padded[:, :context.shape[1]] = context
+    logits = np.asarray(apply(model, params, padded))[:, context.shape[1] - 1]
+    k = jax.random.fold_in(key, i)
+    top2 = np.sort(logits + np.asarray(jax.random.gumbel(k, logits.shape)), -1)[:, -2:]
+    assert (top2[:, 1] - top2[:, 0] > 1e-3).all()  # no near-tie: the draw is well defined
+    np.testing.assert_array_equal(out[:, i], jax.random.categorical(k, jnp.asarray(logits)), err_msg=f'token {i}')
+    tokens = np.concatenate([tokens, out[:, i:i + 1]], 1)
+  assert rebuilds == 3 and min(len(set(row)) for row in out.tolist()) >= 3
+
+
+def test_block_size_one_sees_only_the_last_token():
+  """block_size 1: each token is predicted from the one before it alone (the cache is rebuilt from
+  max(1 // 2, 1) = 1 token), so greedy text follows a table of the model's logits after each single token."""
+  model = GPT(vocab_size=11, block_size=1, n_layer=1, n_head=1, n_embd=8)
+  params = jax.tree.map(lambda p: 20 * p, init(model, jnp.zeros((1, 1), jnp.int32))['params'])
+  table = np.asarray(apply(model, params, jnp.arange(11)[:, None]))[:, 0]   # [token, logits of the next]
+  top2 = np.sort(table, -1)[:, -2:]
+  assert (top2[:, 1] - top2[:, 0] > 1e-3).all()
+  prompt = np.array([[3, 1], [7, 4]], np.int32)
+  want, prev = [], prompt[:, -1]
+  for _ in range(8):
+    prev = table[prev].argmax(-1)
+    want.append(prev)
+  for use_cache in (True, False):
+    got = generate.generate(model, params, prompt, 8, jax.random.key(0), temperature=0.0, use_cache=use_cache)
+    np.testing.assert_array_equal(got, np.stack(want, 1))
+
+
+def test_top_p_set_whose_mass_equals_top_p_reaches_it():
+  """Four equal logits, 0.25 each (exact in float32): top_p 0.25, 0.5, 0.75 keep exactly 1, 2, 3 tokens
+  (a set whose mass equals top_p reaches it), a hair above keeps one more. Each of the 300 rows draws
+  once; they miss a kept token with probability < 4 · 0.75³⁰⁰."""
+  logits = jnp.zeros((300, 4))
+  for top_p, kept in ((0.25, 1), (0.5, 2), (0.75, 3), (0.5001, 3), (0.7501, 4)):
+    draws = generate.sample_logits(logits, jax.random.key(0), top_p=top_p)
+    assert len(set(np.asarray(draws).tolist())) == kept, top_p
+
+
+def test_top_k_at_or_above_the_vocabulary_keeps_every_token():
+  """top_k ≥ vocab_size (the CLI's default 200 on a small vocabulary) filters nothing: the same draws as
+  categorical(key, logits)."""
+  logits = jnp.tile(jnp.array([[2.0, 1.0, 0.5, -1.0, 0.0]]), (300, 1))
+  plain = np.asarray(jax.random.categorical(jax.random.key(1), logits))
+  assert len(set(plain.tolist())) == 5
+  for top_k in (5, 6, 200):
+    np.testing.assert_array_equal(generate.sample_logits(logits, jax.random.key(1), top_k=top_k), plain)

@@ -270,3 +270,115 @@ def test_trains_through_the_engine_on_text(tiny_config, tmp_path, arch):
   records = [json.loads(l) for l in (tmp_path / arch / 'metrics.jsonl').read_text().splitlines()]
   assert record['step'] == 20 and record['val_loss'] < records[0]['val_loss'] < np.log(vocab)
   assert record['val_loss'] < np.log(vocab) - 0.3  # uniform: log(vocab)
+
+
+
+def _check_sampled(model, params, prompt, out, key):
+  """Each new token i is categorical(fold_in(key, i), logits) of one forward pass over the prompt and the
+  tokens before it (teacher forcing on the output: the model itself sees only its own context)."""
+  n = prompt.shape[1]
+  logits = np.asarray(jax.jit(model.apply)({'params': params}, jnp.asarray(np.concatenate([prompt, out], 1))))
+  for i in range(out.shape[1]):
+    k = jax.random.fold_in(key, i)
+    row = logits[:, n - 1 + i]
+    top2 = np.sort(row + np.asarray(jax.random.gumbel(k, row.shape)), -1)[:, -2:]
+    assert (top2[:, 1] - top2[:, 0] > 1e-4).all()  # no near-tie: the draw is well defined
+    np.testing.assert_array_equal(out[:, i], jax.random.categorical(k, jnp.asarray(row)), err_msg=f'token {i}')
+  assert min(len(set(r)) for r in out.tolist()) >= 3  # really sampled
+
+
+def test_sampled_text_follows_the_full_forward_pass_from_the_learned_start(monkeypatch):
+  """With the carry and without it, new token i is drawn with fold_in(key, i) from the logits of the whole
+  text so far, run from the learned start h0, c0: the state reaches back over all of it. The carry path
+  runs the prompt once and then feeds one token at a time (one prefill, not one per token)."""
+  prefills, real_prefill = [], generate._prefill
+  def counted(model, params, context, *args):
+    prefills.append(context.shape)
+    return real_prefill(model, params, context, *args)
+  monkeypatch.setattr(generate, '_prefill', counted)
+  model = LSTM(vocab_size=7, n_layer=1, n_embd=6, n_hidden=10)
+  params = model.init(jax.random.key(1), jnp.zeros((1, 4), jnp.int32))['params']
+  params = jax.tree.map(lambda p: 3 * p, params)   # larger weights: a longer memory
+  params['h0'], params['c0'] = jax.random.normal(jax.random.key(2), (2, 1, 10))  # a non-zero learned start
+  prompt = np.array([[1, 2, 3], [4, 5, 6]], np.int32)
+  for use_cache in (True, False):
+    out = generate.generate(model, params, prompt, 16, jax.random.key(3), use_cache=use_cache)
+    _check_sampled(model, params, prompt, out, jax.random.key(3))
+  assert prefills == [(2, 3)]  # the cached run's only prefill: the prompt
+
+
+@pytest.mark.parametrize('model', [FFNN(vocab_size=7, window=3, n_embd=4, n_hidden=8), Bigram(vocab_size=7)],
+                         ids=lambda m: type(m).__name__)
+def test_window_models_sample_from_the_end_of_any_prompt(model):
+  """A prompt longer than the window is cropped to its last tokens, a shorter one is read after <blank>s:
+  either way new token i is drawn with fold_in(key, i) from the logits of a forward pass over the text."""
+  params = model.init(jax.random.key(1), jnp.zeros((1, 3), jnp.int32))['params']
+  params = jax.tree.map(lambda p: jax.random.normal(jax.random.key(4), p.shape), params)  # the bigram starts at 0
+  for prompt in ([[1], [4]], [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]]):
+    prompt = np.array(prompt, np.int32)
+    out = generate.generate(model, params, prompt, 12, jax.random.key(3))
+    _check_sampled(model, params, prompt, out, jax.random.key(3))
+
+
+def test_generate_checks_the_prompt_and_the_length():
+  """Prompt ids must lie in [0, vocab_size): for the FFNN, id vocab_size is its <blank> row and would pass
+  silently. An empty prompt (no tokens or no rows) and a negative max_new_tokens are clear errors too."""
+  model = FFNN(vocab_size=7, window=3, n_embd=4, n_hidden=8)
+  params = model.init(jax.random.key(1), jnp.zeros((1, 3), jnp.int32))['params']
+  key = jax.random.key(0)
+  with pytest.raises(ConfigError, match=r'prompt ids must lie in \[0, 7\), got 0 … 7'):
+    generate.generate(model, params, np.array([[0, 7]]), 2, key)
+  assert generate.generate(model, params, np.array([[0, 6]]), 2, key).shape == (1, 2)
+  for empty in (np.zeros((2, 0), np.int32), np.zeros((0, 3), np.int32)):  # no tokens, no rows
+    with pytest.raises(ConfigError, match=r'prompt must be integer ids \[batch, n\] with n >= 1 and batch >= 1'):
+      generate.generate(model, params, empty, 2, key)
+  with pytest.raises(ConfigError, match='max_new_tokens must be >= 0, got -1'):
+    generate.generate(model, params, np.array([[1]]), -1, key)
+
+
+def test_sample_cli_hands_its_flags_to_generate(monkeypatch, capsys):
+  """`python -m lm_anatomy.sample`'s main on a run that restore() returns: --seed is the key, the sampling
+  flags, --no_cache and --best reach generate() and restore(), each sample prints as the prompt and its new
+  text; without --prompt it starts from the run's start token."""
+  import inspect
+  import types
+  import ml_collections
+  from absl import flags
+  import lm_anatomy
+  from lm_anatomy import sample
+  from lm_anatomy.data import tokenizers
+  tok = tokenizers.CharTokenizer(list('abcdef'), specials=['.'])
+  model = GRU(vocab_size=tok.vocab_size, n_embd=4, n_hidden=6)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 3), jnp.int32))['params']
+  run = types.SimpleNamespace(config=ml_collections.ConfigDict({'task': {'name': 'causal_lm'}}), model=model,
+                              params=params, tokenizer=tok)
+  restored, calls = [], []
+  monkeypatch.setattr(lm_anatomy, 'restore', lambda workdir, best=False: restored.append((workdir, best)) or run)
+  real = generate.generate
+  def spy(*args, **kwargs):
+    call = inspect.signature(real).bind(*args, **kwargs)
+    call.apply_defaults()
+    calls.append(dict(call.arguments, new=real(*args, **kwargs)))
+    return calls[-1]['new']
+  monkeypatch.setattr(generate, 'generate', spy)
+  def cli(*args):
+    try:
+      flags.FLAGS(['sample', '--workdir=w', *args])
+      sample.main([])
+    finally:
+      flags.FLAGS.unparse_flags()
+    return capsys.readouterr().out
+  out = cli('--prompt=cab', '--num_samples=2', '--max_new_tokens=5', '--temperature=0.5', '--top_k=3',
+            '--top_p=0.9', '--seed=4', '--best', '--no_cache')
+  assert restored == [('w', True)] and len(calls) == 1
+  got = calls[0]
+  assert got['model'] is model and got['params'] is params
+  np.testing.assert_array_equal(got['prompt'], np.tile(tok.encode('cab'), (2, 1)))
+  np.testing.assert_array_equal(jax.random.key_data(got['rng']), jax.random.key_data(jax.random.key(4)))
+  assert [got[k] for k in ('max_new_tokens', 'temperature', 'top_k', 'top_p', 'use_cache')] == [5, 0.5, 3, 0.9, False]
+  assert got['new'].shape == (2, 5)
+  assert out == ''.join(f'--- sample {i}\ncab{tok.decode(row)}\n' for i, row in enumerate(got['new']))
+  # Defaults: the latest checkpoint, the cache, and the start token '.' as the prompt; 0 new tokens is allowed.
+  assert cli('--max_new_tokens=0') == '--- sample 0\n.\n'
+  assert restored[1] == ('w', False) and calls[1]['use_cache'] is True
+  np.testing.assert_array_equal(calls[1]['prompt'], [tok.encode('.')])
