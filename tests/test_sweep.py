@@ -265,7 +265,8 @@ def test_wall_time_adds_up_over_sessions(tmp_path):
   run.mkdir()
   sweep._add_wall_time(run, 1.5, ['python', 'x'])
   sweep._add_wall_time(run, 2.25, ['python', 'y z'])
-  assert json.loads((run / 'sweep_run.json').read_text()) == {'command': "python 'y z'", 'wall_sec': 3.75, 'sessions': 2}
+  assert json.loads((run / 'sweep_run.json').read_text()) == {'command': "python 'y z'", 'wall_sec': 3.75,
+                                                              'sessions': 2}
   (run / 'config.json').write_text(json.dumps({'steps': 10}))
   (run / 'metrics.jsonl').write_text('{"step": 10, "val_loss": 2.5}\n')
   row = report.run_row(run)  # no data_info.json: blank model columns
@@ -340,7 +341,8 @@ def test_default_final_plot_is_of_a_recorded_metric_not_a_tag(tmp_path):
   for p in sw.points:
     (tmp_path / p.name).mkdir()
     (tmp_path / p.name / 'config.json').write_text(json.dumps(engine.config_lib.to_dict(p.build_config())))
-    (tmp_path / p.name / 'metrics.jsonl').write_text(json.dumps({'step': 10, 'train_loss': 2.3, 'test_loss': 2.5}) + '\n')
+    final = {'step': 10, 'train_loss': 2.3, 'test_loss': 2.5}
+    (tmp_path / p.name / 'metrics.jsonl').write_text(json.dumps(final) + '\n')
   assert [x.name for x in report.write(sw, tmp_path) if x.name.startswith('final')] == ['final_test_loss.png']
 
 
@@ -351,8 +353,10 @@ def test_final_plot_is_against_params_only_when_they_vary(tmp_path, monkeypatch)
   calls = []
   for method in ('scatter', 'barh'):
     original = getattr(matplotlib.axes.Axes, method)
-    monkeypatch.setattr(matplotlib.axes.Axes, method,
-                        lambda self, *a, _m=method, _o=original, **kw: calls.append((_m, [list(x) for x in a])) or _o(self, *a, **kw))
+    def record(self, *a, _m=method, _o=original, **kw):
+      calls.append((_m, [list(x) for x in a]))
+      return _o(self, *a, **kw)
+    monkeypatch.setattr(matplotlib.axes.Axes, method, record)
   rows = [{'name': 'a', 'params': 100, 'm': 1.5}, {'name': 'b', 'params': 100, 'm': 2.5},
           {'name': 'c', 'params': 300, 'm': float('nan')}, {'name': 'd', 'params': 400}]
   assert report.plot_final(rows, 'm', tmp_path / 'same.png')
