@@ -40,8 +40,13 @@ def test_byte_tokenizer_handles_any_text():
 
 
 def test_decode_rejects_ids_outside_the_vocabulary():
+  """Every tokenizer, the Hugging Face ones too (whose own decode drops an unknown id and truncates a float)."""
+  from lm_anatomy.data import hf_tokenizers
+  bpe = hf_tokenizers.BPETokenizer.fit('to be or not to be\n', 270)
+  wordpiece = hf_tokenizers.WordPieceTokenizer.fit('to be or not to be\n', 40)
   for tok, n in ((tokenizers.CharTokenizer.fit('abc\n '), 5), (tokenizers.ByteTokenizer(), 256),
-                 (tokenizers.WordTokenizer.fit('to be or not'), 5)):
+                 (tokenizers.WordTokenizer.fit('to be or not'), 5), (bpe, bpe.vocab_size),
+                 (wordpiece, wordpiece.vocab_size)):
     assert len(tok.decode([n - 1])) >= 1
     for bad in (-1, n):
       with pytest.raises(DataError, match=f'token id {bad} is outside the vocabulary'):
@@ -250,3 +255,126 @@ def test_download_verifies_checksum(http_server, tmp_path, monkeypatch):
   with pytest.raises(DataError, match="its sha256 was wrong, so it was deleted.*downloads are off"):
     corpora.locate(f, allow_download=False)
   assert not path.exists()
+
+
+def test_the_data_folder_wins_over_a_valid_cache(tmp_path, monkeypatch):
+  """$LM_ANATOMY_DATA is looked in first, even when the cache holds a copy with the right sha256."""
+  f = corpora.CorpusFile('small/corpus.txt', 'http://127.0.0.1:9/none.txt',
+                         hashlib.sha256(b'cached copy\n').hexdigest())
+  for folder, content in (('data', 'local copy\n'), ('cache', 'cached copy\n')):
+    (tmp_path / folder / 'small').mkdir(parents=True)
+    (tmp_path / folder / 'small' / 'corpus.txt').write_text(content)
+  monkeypatch.setenv('LM_ANATOMY_DATA', str(tmp_path / 'data'))
+  monkeypatch.setenv('LM_ANATOMY_CACHE', str(tmp_path / 'cache'))
+  assert corpora.locate(f) == tmp_path / 'data' / 'small' / 'corpus.txt'
+  monkeypatch.delenv('LM_ANATOMY_DATA')
+  assert corpora.locate(f) == tmp_path / 'cache' / 'small' / 'corpus.txt'
+
+
+def test_a_checksum_mismatch_is_reported_as_such(http_server, tmp_path, monkeypatch):
+  """A download with the wrong sha256 raises the checksum error itself, naming both digests, not a
+  'not found' error that reads like a network failure."""
+  root, url = http_server
+  (root / 'other.txt').write_text('tampered\n')
+  monkeypatch.delenv('LM_ANATOMY_DATA', raising=False)
+  monkeypatch.setenv('LM_ANATOMY_CACHE', str(tmp_path / 'cache'))
+  f = corpora.CorpusFile('small/other.txt', f'{url}/other.txt', '0' * 64)
+  with pytest.raises(DataError) as e:
+    corpora.locate(f)
+  got = hashlib.sha256(b'tampered\n').hexdigest()
+  assert str(e.value).startswith(f'checksum mismatch for {url}/other.txt: expected sha256 {"0" * 64}, got {got}')
+  assert 'not found' not in str(e.value)
+
+
+def test_char_tokenizer_fast_path_counts_the_special_tokens():
+  """Long ASCII text (the vectorised path) gets the ids of short text, specials first included."""
+  tok = tokenizers.CharTokenizer.fit('ab\n', specials=['.', '<eos>'])
+  assert tok.itos == ['.', '<eos>', '\n', 'a', 'b']
+  np.testing.assert_array_equal(tok.encode('ab\n' * 100), [3, 4, 2] * 100)
+  assert tok.decode(tok.encode('ba\n' * 100)) == 'ba\n' * 100
+
+
+def test_word_tokenizer_breaks_ties_alphabetically_and_decodes_with_spaces():
+  """Equal counts are ordered alphabetically, not by first appearance; decode puts the spaces back."""
+  tok = tokenizers.WordTokenizer.fit('c b a b c a d')
+  assert tok.itos == ['<unk>', 'a', 'b', 'c', 'd']
+  np.testing.assert_array_equal(tok.encode('d c x'), [4, 3, 0])
+  assert tok.decode(tok.encode('to a b')) == '<unk> a b'
+
+
+def test_char_vocabulary_covers_the_val_split(tiny_config, tiny_data):
+  """A character that only the val part holds is still in the vocabulary (nanoGPT's whole-file vocabulary)."""
+  text = TINY_TEXT + 'XYZ' * 10
+  (tiny_data / 'tinyshakespeare' / 'input.txt').write_text(text)
+  ds = data.build(tiny_config)
+  assert ds.tokenizer.chars == sorted(set(text)) and 'X' not in text[:int(len(text) * 0.9)]
+  assert ds.tokenizer.decode(ds.splits['val']) == text[int(len(text) * 0.9):]
+
+
+def test_train_batches_of_two_seeds_are_not_shifted_copies():
+  """Batches depend on (seed, step) jointly: seed 1 does not replay seed 0's batches one step later."""
+  tok = tokenizers.CharTokenizer.fit('abcdefghij')
+  ds = {seed: StreamLM({'train': np.arange(1000)}, tok, 4, seed) for seed in (0, 1)}
+  for step in range(3):
+    assert not np.array_equal(ds[1].train_starts(step, 8), ds[0].train_starts(step + 1, 8))
+    assert not np.array_equal(ds[0].train_starts(step, 8), ds[1].train_starts(step + 1, 8))
+
+
+def test_eval_subset_is_evenly_spaced_blocks():
+  """max_batches picks evenly spaced blocks, the first and the last (partial) one included."""
+  tok = tokenizers.CharTokenizer.fit('abcdefghij')
+  ds = StreamLM({'train': np.arange(100), 'val': np.arange(39)}, tok, 4, 0)
+  assert ds.num_eval_blocks('val') == 10   # 38 predicted tokens in blocks of 4: the last has 2
+  batches = list(ds.eval_batches('val', 2, max_batches=2))   # 4 of the 10 blocks: 0, 3, 6, 9
+  inputs = np.concatenate([b['inputs'] for b in batches])
+  weights = np.concatenate([b['weights'] for b in batches])
+  np.testing.assert_array_equal(inputs[:, 0], [0, 12, 24, 36])
+  np.testing.assert_array_equal(weights, [[1, 1, 1, 1]] * 3 + [[1, 1, 0, 0]])
+
+
+def test_epoch_order_groups_by_the_batch_size_asked_for():
+  """The grouped order of an epoch follows the batch size of the call, even after another batch size."""
+  from lm_anatomy.data.text import EpochOrder
+  lengths = np.array([5, 1, 9, 3, 7, 2, 8, 4, 6, 0, 11, 10])
+  def expected(batch_size):  # the documented rule: mega-batches of 2 batches, longest first
+    order = np.random.default_rng([7, 0]).permutation(12)
+    chunks = [order[a:a + 2 * batch_size] for a in range(0, 12, 2 * batch_size)]
+    return np.concatenate([c[np.argsort(-lengths[c], kind='stable')] for c in chunks])
+  assert not np.array_equal(expected(2), expected(3))
+  eo = EpochOrder(7, 12, lengths, group=2)
+  np.testing.assert_array_equal(eo.order(0, 2), expected(2))
+  np.testing.assert_array_equal(eo.order(0, 3), expected(3))
+  np.testing.assert_array_equal(eo.indices(0, 3), expected(3)[:3])
+
+
+def test_pack_places_specials_pads_and_segments():
+  """[CLS] A [SEP] (B [SEP]) then [PAD]; an over-long A keeps its first tokens; segment 1 covers B [SEP]."""
+  from lm_anatomy.data import hf_tokenizers, sentences
+  specials = sentences._Specials(hf_tokenizers.WordPieceTokenizer.fit('a fine film\na dull one\n', 40))
+  pad, cls, sep = specials.pad, specials.cls, specials.sep
+  assert pad == 0 and len({pad, cls, sep, specials.mask}) == 4
+  one = sentences.pack([np.array([11, 12, 13, 14, 15, 16])], None, 6, specials)
+  np.testing.assert_array_equal(one['inputs'], [[cls, 11, 12, 13, 14, sep]])
+  two = sentences.pack([np.array([11, 12])], [np.array([21])], 8, specials)
+  np.testing.assert_array_equal(two['inputs'], [[cls, 11, 12, sep, 21, sep, pad, pad]])
+  np.testing.assert_array_equal(two['attention_mask'], [[1, 1, 1, 1, 1, 1, 0, 0]])
+  np.testing.assert_array_equal(two['token_type_ids'], [[0, 0, 0, 0, 1, 1, 0, 0]])
+
+
+def test_a_tokenizer_folder_prefers_tokenizer_json(tmp_path):
+  """In a folder holding both, tokenizer.json is loaded, not vocab.txt."""
+  from lm_anatomy.data import hf_tokenizers
+  bpe = hf_tokenizers.BPETokenizer.fit('to be or not to be\n', 270)
+  (tmp_path / 'tokenizer.json').write_text(bpe.hf_json())
+  (tmp_path / 'vocab.txt').write_text('[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nto\nbe\n')
+  tok = hf_tokenizers.load(tmp_path)
+  assert tok.kind == 'bpe' and tok.vocab_size == 270
+  np.testing.assert_array_equal(tok.encode('to be'), bpe.encode('to be'))
+
+
+def test_labelled_line_without_a_sentence_is_a_data_error(tmp_path):
+  """A line holding only its label names its line number."""
+  from lm_anatomy.data import sst2
+  (tmp_path / 'l.txt').write_text('1 a fine film\n0 \n')
+  with pytest.raises(DataError, match=r'l.txt, line 2: expected'):
+    sst2.read_labelled_lines(tmp_path / 'l.txt')

@@ -221,3 +221,32 @@ def test_real_names_corpus_has_makemores_split():
   assert len(words) == 32_033 and len(ds.words['test']) == 1000 and len(ds.words['train']) == 31_033
   assert ds.info['vocab_size'] == 27 and ds.seq_len == 16
   assert ds.words['test'][0] == words[25859]  # the first line of test_split.txt
+
+
+def test_names_are_stripped_and_blank_lines_dropped(tmp_path):
+  """read_words strips each line (spaces, tabs, a CR) and drops the lines that are then empty."""
+  (tmp_path / 'n.txt').write_bytes(b' emma \r\n\nava\t\n   \n mia')
+  assert names_lib.read_words(tmp_path / 'n.txt') == ['emma', 'ava', 'mia']
+
+
+def test_fallback_test_split_is_ten_percent_up_to_1000():
+  """Without test_split.txt the test set is 10% of the names, at most 1000 of them."""
+  assert len(names_lib.test_indices(5_000)) == 500
+  assert len(names_lib.test_indices(20_000)) == 1000
+
+
+def test_a_name_holding_the_boundary_character_is_a_data_error(names_data):
+  """'.' starts and ends every name, so a name that contains it is refused."""
+  (names_data / 'names' / 'names.txt').write_text('\n'.join(WORDS[:39] + ['j.r.']))
+  with pytest.raises(DataError, match="names.txt holds the boundary character '.'"):
+    data.build(names_config())
+
+
+def test_eval_subset_is_evenly_spaced_names(names_data):
+  """max_batches picks evenly spaced names of the split, its first and its last included."""
+  ds = data.build(names_config())
+  train = ds.words['train']
+  assert len(train) == 36
+  batches = list(ds.eval_batches('train', 3, max_batches=2))   # 6 of 36 names: 0, 7, …, 35
+  scored = np.concatenate([b['targets'][b['weights'] > 0] for b in batches])
+  assert ds.tokenizer.decode(scored) == ''.join(train[i] + '.' for i in range(0, 36, 7))
