@@ -42,6 +42,9 @@ class PmapStrategy:
   mode = 'pmap'
 
   def __init__(self):
+    if jax.process_count() > 1:  # pmap over local devices: gradients and eval sums would not cross processes
+      raise ConfigError(f"parallel.mode='pmap' runs over the devices of one process, but {jax.process_count()} "
+                        "processes were started; use parallel.mode='data' or 'fsdp'")
     self.devices = jax.local_devices()
     self.local_count = len(self.devices)
     self.num_devices = jax.device_count()

@@ -97,6 +97,41 @@ def compiles_inside_pmap_calls(c, workdir) -> list[str]:
   return seen
 
 
+def strategy_checks(result, root):
+  """The strategies' own calls on toy trees: batch checks, state shardings through a step, pmap's rows and keys."""
+  from lm_anatomy import parallel
+  import jax.numpy as jnp
+  # Mesh modes cut micro-batches from the global batch: 8 rows on 8 devices take grad_accum 2.
+  try:
+    parallel.build(config('data').parallel).check_batch(8, grad_accum=2)
+    result['data_accum_error'] = None
+  except ConfigError as e:
+    result['data_accum_error'] = str(e)
+  bad = config('data')
+  bad.eval_batch_size = 12
+  result['bad_eval_batch_error'] = config_error(bad, root / 'bad_eval_batch')
+  # fsdp: the state is sharded at init and stays so through a compiled step.
+  fsdp = parallel.build(config('fsdp').parallel)
+  abstract = {'w': jax.ShapeDtypeStruct((64, 16), jnp.float32), 'b': jax.ShapeDtypeStruct((16,), jnp.float32)}
+  state, sharding = fsdp.init_state(lambda rng: {'w': jnp.ones((64, 16)), 'b': jnp.zeros(16)}, jax.random.key(0), abstract)
+  spec = lambda x: str(tuple(getattr(x.sharding, 'spec', ('not a NamedSharding',))))
+  result['fsdp_init_specs'] = {k: spec(v) for k, v in state.items()}
+  step = fsdp.compile_train(lambda s, b, r: (jax.tree.map(lambda x: x + b['x'].sum(), s), {'n': b['x'].sum()}), sharding)
+  new, _ = step(state, fsdp.put_batch({'x': np.ones((2, 8), np.float32)}, 1), jax.random.key(1))
+  result['fsdp_step_specs'] = {k: spec(v) for k, v in new.items()}
+  result['fsdp_step_values'] = {k: np.unique(np.asarray(v)).tolist() for k, v in new.items()}
+  # pmap: device d gets rows [2d, 2d + 2) of each step's 16; each device folds its index into the step's key.
+  pm = parallel.build(config('pmap').parallel)
+  rows = pm.put_batch({'x': np.arange(2 * 16).reshape(2, 16)}, 1)['x']
+  result['pmap_rows'] = np.asarray(rows).tolist()
+  step = pm.compile_train(lambda s, b, r: (s, {'key': jax.random.key_data(r)}))
+  _, metrics = step(pm.put_state({'x': np.zeros(())}), pm.put_batch({'x': np.zeros((1, 8), np.float32)}, 1),
+                    jax.random.key(3))
+  result['pmap_device_keys'] = np.asarray(metrics['key']).tolist()
+  result['pmap_expected_keys'] = [np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(3), d))).tolist()
+                                  for d in range(8)]
+
+
 def main(out_path):
   assert jax.device_count() == 8, jax.devices()
   root = pathlib.Path(tempfile.mkdtemp())
@@ -144,6 +179,10 @@ def main(out_path):
   shapes = [(64, 16), (16, 64), (3, 1024), (8, 100), (12, 100), (2048,)]
   result['fsdp_specs'] = {str(s): str(tuple(fsdp.state_sharding(jax.ShapeDtypeStruct(s, jax.numpy.float32)).spec))
                           for s in shapes}
+  data = parallel.build(config('data').parallel)
+  result['data_specs'] = {str(s): str(tuple(data.state_sharding(jax.ShapeDtypeStruct(s, jax.numpy.float32)).spec))
+                          for s in shapes}
+  strategy_checks(result, root)
   pathlib.Path(out_path).write_text(json.dumps(result, indent=2))
 
 

@@ -214,3 +214,79 @@ def test_cudnn_attention_without_a_gpu_is_a_config_error(config_name):
   config.model.attention_impl = 'cudnn'
   with pytest.raises(ConfigError, match="model.attention_impl='cudnn' needs a GPU"):
     config_lib.validate(config)
+
+
+def test_a_saved_config_gains_a_whole_section_added_since():
+  """A run saved before a section existed gets the whole section at its defaults, not only new keys."""
+  saved = config_lib.to_dict(load_config('names.py', 'lstm'))
+  del saved['parallel']
+  config = config_lib.from_saved(json.loads(json.dumps(saved)))
+  assert config.parallel.to_dict() == config_lib.base().parallel.to_dict()
+  config_lib.validate(config)
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('batch_size', True, "config key 'batch_size' must be int, got bool (True)"),
+    ('optimizer.lr', True, "config key 'optimizer.lr' must be float, got bool (True)"),
+    ('model.n_layer', None, "config key 'model.n_layer' must be int, got NoneType (None)"),
+    ('optimizer.lr', float('inf'), "config key 'optimizer.lr' must be finite, got inf"),
+    ('model.dropout', float('nan'), "config key 'model.dropout' must be finite, got nan"),
+    ('data', 'tinyshakespeare', "config key 'data' must be a section"),
+    ('steps', {'n': 1}, "config key 'steps' must be a value"),
+    ('model.vocab_size', 65, 'config key model.vocab_size comes from the data; set it through the data section'),
+    ('model.dtype', 'bfloat16', "set the compute dtype with the top-level key 'dtype', not 'model.dtype'"),
+])
+def test_bad_types_and_misplaced_keys_are_named(key, value, message):
+  """bool is not a number, None and non-finite floats are refused, sections and values do not swap."""
+  import ml_collections
+  d = load_config('shakespeare_char.py', 'tiny').to_dict()
+  *path, last = key.split('.')
+  section = d
+  for p in path:
+    section = section[p]
+  section[last] = value
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate(ml_collections.ConfigDict(d))
+  assert str(e.value) == message
+
+
+def test_an_int_is_a_valid_float():
+  """Float settings take ints (optimizer.lr=1 on the command line); the value is kept as given."""
+  import ml_collections
+  d = load_config('shakespeare_char.py', 'tiny').to_dict()
+  d['optimizer']['lr'], d['task']['label_smoothing'] = 1, 0
+  config = config_lib.validate(ml_collections.ConfigDict(d))
+  assert config.optimizer.lr == 1 and config.task.label_smoothing == 0
+
+
+def test_model_kwargs_are_the_model_section_the_data_sizes_and_the_dtype():
+  """Only the data's sizes the model has a field for; the compute dtype from the top-level key."""
+  from lm_anatomy.models.gpt import GPT
+  config = load_config('shakespeare_char.py', 'tiny')
+  config.dtype = 'bfloat16'
+  kwargs = config_lib.model_kwargs(config, GPT, {'vocab_size': 65, 'num_classes': 2, 'val_loss': 1.5})
+  model = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
+  assert kwargs == dict(model, vocab_size=65, dtype='bfloat16')
+  assert GPT(**kwargs).dtype == 'bfloat16'
+
+
+def test_seq_len_is_data_seq_len_or_else_the_block_size():
+  config = load_config('shakespeare_char.py', 'tiny')
+  assert config.model.block_size == 32 and config_lib.seq_len(config) == 32
+  config.data.seq_len = 8
+  assert config_lib.seq_len(config) == 8
+
+
+def test_complete_adds_only_fields_that_have_a_default(monkeypatch):
+  """A field without a default has no value to add: the model itself reports it missing."""
+  import flax.linen as nn
+  from lm_anatomy import registry
+
+  class Toy(nn.Module):
+    width: int
+    depth: int = 2
+
+  monkeypatch.setitem(registry.MODELS._entries, 'toy', Toy)
+  config = config_lib.base()
+  config.model.name = 'toy'
+  assert config_lib.complete(config).model.to_dict() == {'name': 'toy', 'depth': 2}

@@ -60,3 +60,11 @@ def test_single_mode_in_two_processes_is_a_config_error(tiny_data, tmp_path):
   for out in outs:
     assert "ConfigError: parallel.mode='single' runs on one device of one process, but 2 processes" in out, out[-3000:]
   assert not (tmp_path / 'single2').exists()
+
+
+def test_pmap_mode_in_two_processes_is_a_config_error(tiny_data, tmp_path):
+  """It wrote the workdir, then crashed inside JAX with an IndexError while lowering the pmapped step."""
+  outs = _run_pair(tmp_path / 'pmap2', 0, tiny_data, mode='pmap', ok=False)
+  for out in outs:
+    assert "ConfigError: parallel.mode='pmap' runs over the devices of one process, but 2 processes" in out, out[-3000:]
+  assert not (tmp_path / 'pmap2').exists()

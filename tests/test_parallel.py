@@ -45,6 +45,34 @@ def test_fsdp_shards_the_largest_divisible_axis_of_large_arrays(parallel_results
       '(2048,)': "('data',)"}
 
 
+def test_data_mode_replicates_every_array(parallel_results):
+  """Only fsdp shards the state; 'data' keeps one whole copy on each device, whatever the size."""
+  assert set(parallel_results['data_specs']) == set(parallel_results['fsdp_specs'])
+  assert set(parallel_results['data_specs'].values()) == {'()'}
+
+
+def test_fsdp_state_is_sharded_at_init_and_stays_sharded_through_a_step(parallel_results):
+  """init_state places, and compile_train returns, the state in fsdp's shardings; the step sees the whole batch."""
+  specs = {'w': "('data', None)", 'b': '()'}
+  assert parallel_results['fsdp_init_specs'] == specs and parallel_results['fsdp_step_specs'] == specs
+  assert parallel_results['fsdp_step_values'] == {'w': [1.0 + 16], 'b': [0.0 + 16]}  # + the sum of 2×8 ones
+
+
+def test_mesh_modes_take_any_grad_accum_and_name_the_eval_batch(parallel_results):
+  """Micro-batches are cut from the global batch (8 rows, 8 devices, 2 micro-batches is fine); an eval batch
+  that the devices cannot split is reported under its own key."""
+  assert parallel_results['data_accum_error'] is None
+  assert parallel_results['bad_eval_batch_error'] == ("eval_batch_size (12) must be divisible by the device count (8) "
+                                                      "in parallel.mode='data'")
+
+
+def test_pmap_gives_each_device_a_contiguous_slice_and_its_own_key(parallel_results):
+  """Device d holds rows [2d, 2d + 2) of each step's 16 rows, and draws with fold_in(step key, d)."""
+  assert parallel_results['pmap_rows'] == [[[16 * s + 2 * d, 16 * s + 2 * d + 1] for s in range(2)] for d in range(8)]
+  keys = parallel_results['pmap_device_keys']
+  assert keys == parallel_results['pmap_expected_keys'] and len({tuple(k) for k in keys}) == 8
+
+
 def test_batch_not_divisible_by_the_device_count_is_a_config_error(parallel_results):
   assert parallel_results['bad_batch_error'] == ("batch_size (12) must be divisible by the device count (8) "
                                                  "in parallel.mode='data'")
