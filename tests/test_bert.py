@@ -484,3 +484,58 @@ def test_a_missing_vocab_file_is_named(tmp_path):
   config.data.vocab = str(tmp_path / 'vocab.txt')  # once reported as a package to pip install
   with pytest.raises(DataError, match=f"data.vocab: there is no tokenizer file or folder at '{tmp_path}/vocab.txt'"):
     sentences_lib.tokenizer_for(config, ['a good film', 'a dull plot'])
+
+
+def test_mlm_head_adds_its_bias_and_uses_the_models_activation():
+  """logits_t = LN_m(act(h_t W_m + b_m)) Eᵀ + b_v with the model's own activation (here ReLU, as Hugging
+  Face's BertPredictionHeadTransform uses hidden_act) and the output bias b_v: numpy in float64."""
+  model = tiny('mlm', activation='relu')
+  params = init(model)
+  params['mlm_bias'] = jax.random.normal(jax.random.key(5), params['mlm_bias'].shape)
+  ids = jax.random.randint(jax.random.key(3), (2, 10), 0, 40)
+  hidden = np.asarray(model.apply({'params': params}, ids, method='encode'), np.float64)
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  h = np.maximum(hidden @ p['mlm_dense']['kernel'] + p['mlm_dense']['bias'], 0.0)
+  h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-12)
+  h = h * p['mlm_ln']['scale'] + p['mlm_ln']['bias']
+  want = h @ p['token_embed']['embedding'].T + p['mlm_bias']
+  np.testing.assert_allclose(model.apply({'params': params}, ids), want, rtol=1e-5, atol=1e-5)
+
+
+def test_classifier_reads_the_pooled_vector_through_dropout_in_training():
+  """classify: logits = dropout(tanh(h^L_[CLS] W_p + b_p)) W_c + b_c; in training the pooled vector's
+  dropped units are 0 and the kept ones scaled by 1/(1 − p). Evaluation keeps every unit."""
+  model = tiny('classify', dropout=0.5)
+  params = init(model)
+  ids = jax.random.randint(jax.random.key(4), (4, 10), 0, 40)
+  logits, state = model.apply({'params': params}, ids, train=True, rngs={'dropout': jax.random.key(6)},
+                              capture_intermediates=True, mutable=['intermediates'])
+  inter = state['intermediates']
+  pooled = np.tanh(np.asarray(inter['pool_dense']['__call__'][0], np.float64))
+  dropped = np.asarray(inter['drop']['__call__'][-1], np.float64)  # the last dropout: the pooled vector's
+  keep = dropped != 0
+  assert dropped.shape == pooled.shape == (4, 16) and 0.2 < keep.mean() < 0.8
+  np.testing.assert_allclose(dropped, np.where(keep, pooled / 0.5, 0.0), rtol=1e-5, atol=1e-6)
+  c = jax.tree.map(lambda a: np.asarray(a, np.float64), params['classifier'])
+  np.testing.assert_allclose(logits, dropped @ c['kernel'] + c['bias'], rtol=1e-5, atol=1e-6)
+  hidden = np.asarray(model.apply({'params': params}, ids, method='encode'), np.float64)
+  pd = jax.tree.map(lambda a: np.asarray(a, np.float64), params['pool_dense'])
+  want = np.tanh(hidden[:, 0] @ pd['kernel'] + pd['bias']) @ c['kernel'] + c['bias']
+  np.testing.assert_allclose(model.apply({'params': params}, ids), want, rtol=1e-5, atol=1e-6)
+
+
+def test_embeddings_are_the_layer_normed_sum_of_token_position_and_segment():
+  """h⁰_t = LN_emb(E[x_t] + P[t] + S[s_t]) with the model's ε (BERT's 1e-12: at initialisation the sum's
+  variance is ~1e-3, so GPT-2's 1e-5 would move it by ~0.5%); numpy in float64."""
+  model = tiny('encoder')
+  params = init(model)
+  ids = jax.random.randint(jax.random.key(3), (2, 10), 0, 40)
+  segments = jnp.array([[0] * 4 + [1] * 6, [0] * 7 + [1] * 3])
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  x = p['token_embed']['embedding'][np.asarray(ids)] + p['position_embed'][:10] + \
+      p['segment_embed']['embedding'][np.asarray(segments)]
+  assert x.var(-1).max() < 5e-3
+  want = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-12)
+  want = want * p['ln_embed']['scale'] + p['ln_embed']['bias']
+  got = model.apply({'params': params}, ids, segments, method='embed')
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -297,3 +297,87 @@ def test_init_from_minilm_keeps_a_fresh_classifier(minilm):
   np.testing.assert_array_equal(merged['classifier']['kernel'], fresh['classifier']['kernel'])
   with pytest.raises(CheckpointError, match=r'model.n_layer: 4 here, 6 in the checkpoint'):
     hf.init_params(MINILM, model.clone(n_layer=4), fresh)
+
+
+def _bert_export(tmp_path, head='mlm', **fields):
+  """A tiny BERT exported to tmp_path/out: (model, params, the out directory)."""
+  from lm_anatomy import config as config_lib
+  model = BERT(vocab_size=30, num_classes=3, block_size=12, n_layer=1, n_head=2, n_embd=8, head=head, **fields)
+  params = model.init(jax.random.key(0), jnp.ones((1, 5), jnp.int32))['params']
+  params = jax.tree.map(lambda x: x + 0.01 * jax.random.normal(jax.random.key(1), x.shape), params)
+  config = config_lib.base()
+  config.model = {'name': 'bert', 'head': head, **fields}
+  return model, params, hf.export(Pretrained(config=config, model=model, params=params), tmp_path / 'out')
+
+
+def _edit_config(path, **changes):
+  config = json.loads((path / 'config.json').read_text())
+  config.update(changes)
+  (path / 'config.json').write_text(json.dumps({k: v for k, v in config.items() if v is not ...}))
+
+
+def test_bert_config_without_layer_norm_eps_gets_berts(tmp_path):
+  """transformers' BertConfig defaults layer_norm_eps to 1e-12 (GPT-2's 1e-5 would change the outputs)."""
+  _, _, out = _bert_export(tmp_path, layer_norm_eps=1e-5)
+  assert lm_anatomy.from_pretrained(out).model.layer_norm_eps == 1e-5
+  _edit_config(out, layer_norm_eps=...)
+  assert lm_anatomy.from_pretrained(out).model.layer_norm_eps == 1e-12
+
+
+@pytest.mark.parametrize('head', ['encoder', 'mlm', 'pretrain', 'classify'])
+def test_bert_head_without_architectures_follows_the_tensor_names(tmp_path, head):
+  """No `architectures` in config.json: classifier.* → classify, cls.seq_relationship.* → pretrain,
+  cls.predictions.* → mlm, none of them → encoder; the weights load exactly."""
+  _, params, out = _bert_export(tmp_path, head)
+  _edit_config(out, architectures=...)
+  back = lm_anatomy.from_pretrained(out)
+  assert back.config.model.head == head
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bert_mlm_bias_stored_as_the_decoders_loads(tmp_path):
+  """Some checkpoints hold the masked-LM output bias b_v only as cls.predictions.decoder.bias."""
+  from safetensors.numpy import save_file
+  _, params, out = _bert_export(tmp_path, 'mlm')
+  tensors = load_file(str(out / 'model.safetensors'))
+  tensors['cls.predictions.decoder.bias'] = tensors.pop('cls.predictions.bias')
+  save_file(tensors, str(out / 'model.safetensors'), metadata={'format': 'pt'})
+  back = lm_anatomy.from_pretrained(out)
+  assert back.config.model.head == 'mlm'
+  np.testing.assert_array_equal(back.params['mlm_bias'], params['mlm_bias'])
+
+
+def test_bert_gelu_tanh_exports_as_gelu_new(tmp_path):
+  """Our 'gelu_tanh' is Hugging Face's 'gelu_new' (the tanh form); 'gelu' is the exact erf form."""
+  for ours, theirs in (('gelu_tanh', 'gelu_new'), ('gelu', 'gelu')):
+    _, _, out = _bert_export(tmp_path / ours, 'encoder', activation=ours)
+    assert json.loads((out / 'config.json').read_text())['hidden_act'] == theirs
+    assert lm_anatomy.from_pretrained(out).model.activation == ours
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'scale_attn_by_inverse_layer_idx': True}, 'unsupported GPT-2 option scale_attn_by_inverse_layer_idx=True'),
+    ({'scale_attn_weights': False}, 'unsupported GPT-2 option scale_attn_weights=False'),
+    ({'reorder_and_upcast_attn': True}, 'unsupported GPT-2 option reorder_and_upcast_attn=True'),
+    ({'n_inner': 64}, r'unsupported GPT-2 n_inner=64 \(only 4·n_embd = 128\)'),
+    ({'lm_anatomy_bias': False}, 'lm_anatomy_bias=false, but the checkpoint has non-zero biases'),
+])
+def test_gpt2_options_we_do_not_compute_are_clear_errors(tmp_path, change, message):
+  """A GPT-2 config.json asking for attention or MLP variants the model does not implement (or saying it
+  has no biases while it has some) is refused, not loaded as a model computing another function."""
+  import shutil
+  from lm_anatomy.errors import ConfigError
+  shutil.copytree(FIXTURES / 'gpt2_tiny', tmp_path / 'gpt2')
+  _edit_config(tmp_path / 'gpt2', **change)
+  with pytest.raises(ConfigError, match=message):
+    lm_anatomy.from_pretrained(tmp_path / 'gpt2')
+
+
+def test_init_from_refuses_a_weight_of_another_shape(tmp_path):
+  """num_classes is not architecture, but a 3-class classifier cannot initialise a 2-class one."""
+  model, _, out = _bert_export(tmp_path, 'classify')
+  fine = model.clone(num_classes=2)
+  fresh = jax.device_get(fine.init(jax.random.key(2), jnp.ones((1, 5), jnp.int32))['params'])
+  with pytest.raises(CheckpointError, match=r'weight classifier/bias has shape \(3,\) in the checkpoint but \(2,\) here'):
+    hf.init_params(out, fine, fresh)

@@ -382,3 +382,100 @@ def test_sample_cli_hands_its_flags_to_generate(monkeypatch, capsys):
   assert cli('--max_new_tokens=0') == '--- sample 0\n.\n'
   assert restored[1] == ('w', False) and calls[1]['use_cache'] is True
   np.testing.assert_array_equal(calls[1]['prompt'], [tok.encode('.')])
+
+
+def _lstm(x, p, h, c):
+  """An LSTM layer in numpy (gate blocks i f g o): x [B, T, in], starts h, c [H] → outputs [B, T, H]."""
+  sig = lambda a: 1.0 / (1.0 + np.exp(-a))
+  h, c, out = np.broadcast_to(h, (x.shape[0], h.shape[-1])), np.broadcast_to(c, (x.shape[0], c.shape[-1])), []
+  for t in range(x.shape[1]):
+    i, f, g, o = np.split(x[:, t] @ p['w_ih'] + p['b_ih'] + h @ p['w_hh'] + p['b_hh'], 4, axis=-1)
+    c = sig(f) * c + sig(i) * np.tanh(g)
+    h = sig(o) * np.tanh(c)
+    out.append(h)
+  return np.stack(out, 1)
+
+
+def test_lstm_starts_from_the_learned_h0_and_c0():
+  """Without a carry, layer l starts at h_0 = h0[l] and c_0 = c0[l]: c_1 = f_1 ⊙ c0[l] + i_1 ⊙ g_1 and
+  h_1 = o_1 ⊙ tanh(c_1); the logits are a numpy pass of the gate equations from those starts."""
+  model = LSTM(vocab_size=9, n_layer=2, n_embd=4, n_hidden=6)
+  x = jax.random.randint(jax.random.key(1), (2, 5), 0, 9)
+  params = model.init(jax.random.key(0), x)['params']
+  params['h0'], params['c0'] = jax.random.normal(jax.random.key(2), (2, 2, 6))
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  h = p['wte']['embedding'][np.asarray(x)]
+  for l in range(2):
+    h = _lstm(h, p[f'layer_{l}'], p['h0'][l], p['c0'][l])
+  want = h @ p['lm_head']['kernel'] + p['lm_head']['bias']
+  np.testing.assert_allclose(model.apply({'params': params}, x), want, rtol=1e-5, atol=1e-6)
+  # A zero c0 is another start: the learned c0 reaches the logits.
+  zero_c = model.apply({'params': {**params, 'c0': jnp.zeros_like(params['c0'])}}, x)
+  assert np.abs(zero_c - want).max() > 1e-3
+
+
+def _bound_and_std(a):
+  a = np.asarray(a)
+  return np.abs(a).max(), a.std()
+
+
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+def test_recurrent_initialisation_is_pytorchs(cell):
+  """Every cell weight and bias ~ U(−1/√H, 1/√H) (whatever the input size), the output layer
+  ~ U(−1/√H, 1/√H), embeddings ~ N(0, 1): max |w| just under the bound, std bound/√3."""
+  V, E, H = 50, 64, 16
+  model = RECURRENT[cell](vocab_size=V, n_layer=2, n_embd=E, n_hidden=H)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 3), jnp.int32))['params']
+  bound = H ** -0.5
+  for l in range(2):
+    for name, w in params[f'layer_{l}'].items():
+      top, std = _bound_and_std(w)
+      assert top <= bound, (l, name, top)
+      if w.ndim == 2:  # enough draws to reach the bound
+        assert top > 0.97 * bound and abs(std - bound / np.sqrt(3)) < 0.1 * bound, (l, name, top, std)
+  top, std = _bound_and_std(params['lm_head']['kernel'])
+  assert 0.97 * bound < top <= bound and abs(std - bound / np.sqrt(3)) < 0.1 * bound
+  _, std = _bound_and_std(params['wte']['embedding'])
+  assert abs(std - 1.0) < 0.05
+
+
+def test_ffnn_initialisation_is_bengios_in_pytorchs_defaults():
+  """C ~ N(0, 1); H, d ~ U(−1/√(n·m), 1/√(n·m)); U, b ~ U(−1/√h, 1/√h); direct W ~ N(0, 1/(n·m))."""
+  V, n, m, h = 50, 4, 16, 32
+  model = FFNN(vocab_size=V, window=n, n_embd=m, n_hidden=h, direct=True)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 3), jnp.int32))['params']
+  for name, fan_in in (('hidden', n * m), ('out', h)):
+    bound = fan_in ** -0.5
+    assert np.abs(params[name]['bias']).max() <= bound
+    top, std = _bound_and_std(params[name]['kernel'])
+    assert 0.97 * bound < top <= bound and abs(std - bound / np.sqrt(3)) < 0.1 * bound, (name, top, std)
+  assert 'bias' not in params['direct']
+  _, std = _bound_and_std(params['direct']['kernel'])
+  assert abs(std - (n * m) ** -0.5) < 0.05 * (n * m) ** -0.5
+  _, std = _bound_and_std(params['wte']['embedding'])
+  assert abs(std - 1.0) < 0.05
+
+
+def test_ffnn_dropout_follows_the_tanh_layer():
+  """In training, y = b + U dropout(tanh(d + H x)) + W x: the dropped units are the tanh layer's, kept ones
+  scaled by 1/(1 − p), and the direct connections read the undropped x."""
+  V, n, m, H, B, T = 7, 3, 2, 8, 2, 6
+  model = FFNN(vocab_size=V, window=n, n_embd=m, n_hidden=H, direct=True, dropout=0.5)
+  x = jax.random.randint(jax.random.key(1), (B, T), 0, V)
+  params = model.init(jax.random.key(0), x)['params']
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  logits, state = model.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(2)},
+                              capture_intermediates=True, mutable=['intermediates'])
+  padded = np.concatenate([np.full((B, n - 1), V), np.asarray(x)], 1)
+  win = np.stack([p['wte']['embedding'][padded[:, t:t + n]].reshape(B, n * m) for t in range(T)], 1)
+  hid = np.tanh(win @ p['hidden']['kernel'] + p['hidden']['bias'])
+  dropped = np.asarray(state['intermediates']['Dropout_0']['__call__'][0], np.float64)
+  keep = dropped != 0
+  assert dropped.shape == hid.shape and 0.2 < keep.mean() < 0.8
+  np.testing.assert_allclose(dropped, np.where(keep, hid / 0.5, 0.0), rtol=1e-5, atol=1e-6)
+  want = np.where(keep, hid / 0.5, 0.0) @ p['out']['kernel'] + p['out']['bias'] + win @ p['direct']['kernel']
+  np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-6)
+  # Evaluation keeps every unit.
+  np.testing.assert_allclose(model.apply({'params': params}, x),
+                             hid @ p['out']['kernel'] + p['out']['bias'] + win @ p['direct']['kernel'],
+                             rtol=1e-5, atol=1e-6)
