@@ -121,7 +121,7 @@ class Checkpointer:
         raise CheckpointError(f'checkpoint at step {s} does not fit this model: {"; ".join(mismatched[:3])}'
                               f'{f" (and {len(mismatched) - 3} more)" if len(mismatched) > 3 else ""}. '
                               'Was the model, data or optimizer config changed since it was saved?')
-      _drop_abandoned_reads(pathlib.Path(mngr.directory) / str(s))
+      _filter_abandoned_reads(pathlib.Path(mngr.directory) / str(s))
       try:
         out = mngr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                                                       meta=ocp.args.JsonRestore()))
@@ -180,8 +180,12 @@ def _shape_mismatches(item_dir: pathlib.Path, abstract_state) -> list[str]:
   return out
 
 
+def _is_orbax_code(code) -> bool:
+  return f'orbax{os.sep}checkpoint' in code.co_filename
+
+
 def _from_orbax(tb) -> bool:
-  return any(f'orbax{os.sep}checkpoint' in f.f_code.co_filename for f, _ in traceback.walk_tb(tb))
+  return any(_is_orbax_code(f.f_code) for f, _ in traceback.walk_tb(tb))
 
 
 class _AbandonedReadFilter(logging.Filter):
@@ -205,7 +209,7 @@ class _AbandonedReadFilter(logging.Filter):
   @staticmethod
   def is_leftover(u) -> bool:
     code = getattr(u.object, 'cr_code', None)
-    if code is not None and f'orbax{os.sep}checkpoint' in code.co_filename:
+    if code is not None and _is_orbax_code(code):
       return True  # an unfinished Orbax read coroutine, collected
     frames = [f.f_code.co_name for f, _ in traceback.walk_tb(u.exc_traceback)]  # outermost first
     return (u.object is None and isinstance(u.exc_value, RuntimeError)  # called from C: TensorStore's callback
@@ -223,7 +227,7 @@ class _AbandonedReadFilter(logging.Filter):
     return True
 
 
-def _drop_abandoned_reads(folder: pathlib.Path) -> None:
+def _filter_abandoned_reads(folder: pathlib.Path) -> None:
   """Before a restore of the checkpoint in `folder`: installs _AbandonedReadFilter over sys.unraisablehook
   and on the 'asyncio' logger, once, for good (if the restore fails, TensorStore's callbacks fire on other
   threads both before the error reaches the caller and after)."""

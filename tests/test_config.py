@@ -11,6 +11,16 @@ from lm_anatomy.errors import ConfigError
 from conftest import ROOT, load_config
 
 
+def _with(d: dict, key: str, value) -> dict:
+  """`d` (a config as a plain dict) with the dotted `key` set to `value`, unchecked."""
+  *path, last = key.split('.')
+  section = d
+  for name in path:
+    section = section[name]
+  section[last] = value
+  return d
+
+
 def test_all_configs_validate():
   for arg in ('', 'baby', 'tiny'):
     config_lib.validate(load_config('shakespeare_char.py', arg))
@@ -119,12 +129,7 @@ class _null:
 def test_random_overrides_raise_only_config_errors(key, value):
   """Whatever value lands in whatever key, validation either passes or raises ConfigError."""
   import ml_collections
-  d = load_config('shakespeare_char.py').to_dict()
-  section = d
-  *path, last = key.split('.')
-  for p in path:
-    section = section[p]
-  section[last] = value
+  d = _with(load_config('shakespeare_char.py').to_dict(), key, value)
   try:
     config_lib.validate(ml_collections.ConfigDict(d))
   except ConfigError:
@@ -239,12 +244,7 @@ def test_a_saved_config_gains_a_whole_section_added_since():
 def test_bad_types_and_misplaced_keys_are_named(key, value, message):
   """bool is not a number, None and non-finite floats are refused, sections and values do not swap."""
   import ml_collections
-  d = load_config('shakespeare_char.py', 'tiny').to_dict()
-  *path, last = key.split('.')
-  section = d
-  for p in path:
-    section = section[p]
-  section[last] = value
+  d = _with(load_config('shakespeare_char.py', 'tiny').to_dict(), key, value)
   with pytest.raises(ConfigError) as e:
     config_lib.validate(ml_collections.ConfigDict(d))
   assert str(e.value) == message

@@ -31,6 +31,24 @@ def gpt():
   params = init(model, jnp.zeros((1, 12), jnp.int32))['params']
   return model, params
 
+def _logits_of_each_context(model, params, prompt, new):
+  """The logits before each of the `new` tokens [batch, n], each from a full forward pass over its context
+  as generate's docstring defines it: the prompt's last block_size tokens and those generated since, and
+  once that would pass block_size, the last block_size // 2 tokens at the rebuild and those since.
+  → (n arrays [batch, vocab], the number of rebuilds)."""
+  T = model.block_size
+  tokens, start, rebuilds, out = prompt, max(prompt.shape[1] - T, 0), 0, []
+  for i in range(new.shape[1]):
+    if tokens.shape[1] - start > T:  # the context would pass block_size: keep its last T // 2 tokens
+      start, rebuilds = tokens.shape[1] - T // 2, rebuilds + 1
+    context = tokens[:, start:]
+    padded = np.zeros((tokens.shape[0], T), np.int32)  # causal: the padding after the context is inert
+    padded[:, :context.shape[1]] = context
+    out.append(np.asarray(apply(model, params, padded))[:, context.shape[1] - 1])
+    tokens = np.concatenate([tokens, new[:, i:i + 1]], 1)
+  return out, rebuilds
+
+
 
 def test_shapes_and_param_count(gpt):
   model, params = gpt
@@ -164,18 +182,11 @@ def test_cached_generation_past_block_size_rebuilds_from_the_last_half(gpt):
   B, T, n = 2, model.block_size, 21  # a prompt of T // 2: 7 tokens per cache, two rebuilds
   tokens = np.asarray(jax.random.randint(jax.random.key(7), (B, T // 2), 0, 11), np.int32)
   out = generate.generate(model, params, tokens, n, jax.random.key(0), temperature=0.0)
-  start, rebuilds = 0, 0
-  for i in range(n):
-    if tokens.shape[1] - start > T:  # the context would pass block_size: keep its last T // 2 tokens
-      start, rebuilds = tokens.shape[1] - T // 2, rebuilds + 1
-    context = tokens[:, start:]
-    padded = np.zeros((B, T), np.int32)  # causal: the padding after the context is inert
-    padded[:, :context.shape[1]] = context
-    logits = np.asarray(apply(model, params, padded))[:, context.shape[1] - 1]
+  all_logits, rebuilds = _logits_of_each_context(model, params, tokens, out)
+  for i, logits in enumerate(all_logits):
     top2 = np.sort(logits, -1)[:, -2:]
     assert (top2[:, 1] - top2[:, 0] > 1e-3).all()  # no near-tie: the argmax is well defined
     np.testing.assert_array_equal(out[:, i], logits.argmax(-1), err_msg=f'token {i}')
-    tokens = np.concatenate([tokens, out[:, i:i + 1]], 1)
   assert rebuilds == 2 and min(len(set(row)) for row in out.tolist()) >= 3
 
 
@@ -284,19 +295,12 @@ def test_cached_sampling_crops_the_prompt_and_draws_token_i_with_fold_in_i(gpt):
   B, T, n, key = 2, model.block_size, 20, jax.random.key(5)
   tokens = np.asarray(jax.random.randint(jax.random.key(8), (B, T + 3), 0, 11), np.int32)
   out = generate.generate(model, params, tokens, n, key)
-  start, rebuilds = tokens.shape[1] - T, 0
-  for i in range(n):
-    if tokens.shape[1] - start > T:
-      start, rebuilds = tokens.shape[1] - T // 2, rebuilds + 1
-    context = tokens[:, start:]
-    padded = np.zeros((B, T), np.int32)  # causal: the padding after the context is inert
-    padded[:, :context.shape[1]] = context
-    logits = np.asarray(apply(model, params, padded))[:, context.shape[1] - 1]
+  all_logits, rebuilds = _logits_of_each_context(model, params, tokens, out)
+  for i, logits in enumerate(all_logits):
     k = jax.random.fold_in(key, i)
     top2 = np.sort(logits + np.asarray(jax.random.gumbel(k, logits.shape)), -1)[:, -2:]
     assert (top2[:, 1] - top2[:, 0] > 1e-3).all()  # no near-tie: the draw is well defined
     np.testing.assert_array_equal(out[:, i], jax.random.categorical(k, jnp.asarray(logits)), err_msg=f'token {i}')
-    tokens = np.concatenate([tokens, out[:, i:i + 1]], 1)
   assert rebuilds == 3 and min(len(set(row)) for row in out.tolist()) >= 3
 
 

@@ -5,6 +5,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 import lm_anatomy
 from lm_anatomy import engine
@@ -54,17 +55,13 @@ def test_two_processes_train_checkpoint_resume_and_match_one(tiny_data, tmp_path
     assert np.max(np.abs(a - b)) < 1e-6
 
 
-def test_single_mode_in_two_processes_is_a_config_error(tiny_data, tmp_path):
-  """Both processes used to train on process 0's device and write the same workdir, then crash."""
-  outs = _run_pair(tmp_path / 'single2', 0, tiny_data, mode='single', ok=False)
+@pytest.mark.parametrize('mode, message', [('single', 'runs on one device of one process'),
+                                           ('pmap', 'runs over the devices of one process')])
+def test_one_process_modes_in_two_processes_are_a_config_error(tiny_data, tmp_path, mode, message):
+  """Before: 'single' trained both processes on process 0's device and wrote the same workdir, then
+  crashed; 'pmap' wrote the workdir, then crashed inside JAX lowering the pmapped step. Now neither
+  writes anything."""
+  outs = _run_pair(tmp_path / mode, 0, tiny_data, mode=mode, ok=False)
   for out in outs:
-    assert "ConfigError: parallel.mode='single' runs on one device of one process, but 2 processes" in out, out[-3000:]
-  assert not (tmp_path / 'single2').exists()
-
-
-def test_pmap_mode_in_two_processes_is_a_config_error(tiny_data, tmp_path):
-  """It wrote the workdir, then crashed inside JAX with an IndexError while lowering the pmapped step."""
-  outs = _run_pair(tmp_path / 'pmap2', 0, tiny_data, mode='pmap', ok=False)
-  for out in outs:
-    assert "ConfigError: parallel.mode='pmap' runs over the devices of one process, but 2 processes" in out, out[-3000:]
-  assert not (tmp_path / 'pmap2').exists()
+    assert f"ConfigError: parallel.mode='{mode}' {message}, but 2 processes" in out, out[-3000:]
+  assert not (tmp_path / mode).exists()

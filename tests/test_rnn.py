@@ -145,6 +145,24 @@ def test_dropout_between_layers_only_in_training():
                                 one_layer.apply({'params': p1}, x))  # nothing between layers to drop
 
 
+def _train_pass(model, x):
+  """Initialises `model` on x [batch, time] and runs one training pass (dropout key 2) that captures every
+  submodule's output → (params, params as float64 numpy, logits, intermediates)."""
+  params = model.init(jax.random.key(0), x)['params']
+  logits, state = model.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(2)},
+                              capture_intermediates=True, mutable=['intermediates'])
+  return params, jax.tree.map(lambda a: np.asarray(a, np.float64), params), logits, state['intermediates']
+
+
+def _ffnn_windows(p, x, n):
+  """x [B, T] → the FFNN's inputs [B, T, n·m]: the embeddings of each window, oldest first, with the
+  <blank> row (index V) before the start."""
+  B, T = x.shape
+  blank = p['wte']['embedding'].shape[0] - 1
+  padded = np.concatenate([np.full((B, n - 1), blank), np.asarray(x)], 1)
+  return np.stack([p['wte']['embedding'][padded[:, t:t + n]].reshape(B, -1) for t in range(T)], 1)
+
+
 def _elman(x, p, h):
   """An Elman layer in numpy: x [B, T, in], start h [H] → outputs [B, T, H]."""
   h, out = np.broadcast_to(h, (x.shape[0], h.shape[-1])), []
@@ -159,11 +177,7 @@ def test_dropout_acts_on_the_outputs_of_every_layer_but_the_last():
   dropped (kept ones scaled by 1/(1 − p)); the logits are a numpy forward pass with those masks."""
   model = RNN(vocab_size=9, n_layer=3, n_embd=4, n_hidden=6, dropout=0.5)
   x = jax.random.randint(jax.random.key(1), (2, 5), 0, 9)
-  params = model.init(jax.random.key(0), x)['params']
-  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
-  logits, state = model.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(2)},
-                              capture_intermediates=True, mutable=['intermediates'])
-  inter = state['intermediates']
+  _, p, logits, inter = _train_pass(model, x)
   assert sorted(k for k in inter if k.startswith('Dropout')) == ['Dropout_0', 'Dropout_1']
   h = p['wte']['embedding'][np.asarray(x)]
   for l in range(3):
@@ -186,8 +200,7 @@ def test_ffnn_is_bengios_equation_with_a_blank_row():
   params = model.init(jax.random.key(0), x)['params']
   assert params['wte']['embedding'].shape == (V + 1, m) and params['direct']['kernel'].shape == (n * m, V)
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
-  padded = np.concatenate([np.full((B, n - 1), V), np.asarray(x)], 1)
-  win = np.stack([p['wte']['embedding'][padded[:, t:t + n]].reshape(B, n * m) for t in range(T)], 1)
+  win = _ffnn_windows(p, x, n)
   hid = np.tanh(win @ p['hidden']['kernel'] + p['hidden']['bias'])
   want = hid @ p['out']['kernel'] + p['out']['bias'] + win @ p['direct']['kernel']
   np.testing.assert_allclose(model.apply({'params': params}, x), want, rtol=1e-5, atol=1e-6)
@@ -462,14 +475,10 @@ def test_ffnn_dropout_follows_the_tanh_layer():
   V, n, m, H, B, T = 7, 3, 2, 8, 2, 6
   model = FFNN(vocab_size=V, window=n, n_embd=m, n_hidden=H, direct=True, dropout=0.5)
   x = jax.random.randint(jax.random.key(1), (B, T), 0, V)
-  params = model.init(jax.random.key(0), x)['params']
-  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
-  logits, state = model.apply({'params': params}, x, train=True, rngs={'dropout': jax.random.key(2)},
-                              capture_intermediates=True, mutable=['intermediates'])
-  padded = np.concatenate([np.full((B, n - 1), V), np.asarray(x)], 1)
-  win = np.stack([p['wte']['embedding'][padded[:, t:t + n]].reshape(B, n * m) for t in range(T)], 1)
+  params, p, logits, inter = _train_pass(model, x)
+  win = _ffnn_windows(p, x, n)
   hid = np.tanh(win @ p['hidden']['kernel'] + p['hidden']['bias'])
-  dropped = np.asarray(state['intermediates']['Dropout_0']['__call__'][0], np.float64)
+  dropped = np.asarray(inter['Dropout_0']['__call__'][0], np.float64)
   keep = dropped != 0
   assert dropped.shape == hid.shape and 0.2 < keep.mean() < 0.8
   np.testing.assert_allclose(dropped, np.where(keep, hid / 0.5, 0.0), rtol=1e-5, atol=1e-6)

@@ -51,8 +51,8 @@ class HFTokenizer:
   def decode(self, ids, skip_special_tokens: bool = False) -> str:
     """The text of `ids`; a non-integer id or one outside [0, vocab_size) raises DataError, as in the
     char, byte and word tokenizers (Hugging Face's decode drops the one and truncates the other)."""
-    from lm_anatomy.data.tokenizers import _check_ids  # tokenizers imports this module
-    return self.tokenizer.decode(_check_ids(ids, self.vocab_size), skip_special_tokens=skip_special_tokens)
+    from lm_anatomy.data.tokenizers import check_ids  # tokenizers imports this module
+    return self.tokenizer.decode(check_ids(ids, self.vocab_size), skip_special_tokens=skip_special_tokens)
 
   def token_id(self, token: str) -> int:
     i = self.tokenizer.token_to_id(token)

@@ -11,7 +11,7 @@ from lm_anatomy.data import hf_tokenizers
 from lm_anatomy.errors import ConfigError, DataError
 
 
-def _check_ids(ids, vocab_size: int) -> list[int]:
+def check_ids(ids, vocab_size: int) -> list[int]:
   """ids as Python ints; an id outside [0, vocab_size) raises DataError naming it."""
   arr = np.asarray(ids)
   if arr.size and arr.dtype.kind not in 'iu':
@@ -24,7 +24,7 @@ def _check_ids(ids, vocab_size: int) -> list[int]:
 
 
 def _lookup(itos: Sequence[str], ids) -> list[str]:
-  return [itos[i] for i in _check_ids(ids, len(itos))]
+  return [itos[i] for i in check_ids(ids, len(itos))]
 
 
 class CharTokenizer:
@@ -87,7 +87,7 @@ class ByteTokenizer:
     return np.frombuffer(text.encode('utf-8'), np.uint8).astype(np.int32)
 
   def decode(self, ids) -> str:
-    return bytes(_check_ids(ids, 256)).decode('utf-8', errors='replace')
+    return bytes(check_ids(ids, 256)).decode('utf-8', errors='replace')
 
   def to_json(self) -> dict:
     return {'type': self.kind}
