@@ -2,10 +2,12 @@
 instead of tracebacks."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
-from typing import Callable
+import threading
+from typing import Callable, NoReturn
 
 from absl import flags
 
@@ -57,10 +59,34 @@ def _override_error(e: Exception) -> str:
           "takes the model's fields (see its module); lm_anatomy/config.py lists the other keys")
 
 
-def run(main: Callable[[list[str]], None]) -> None:
+def exit_now(code: int | str | None) -> NoReturn:
+  """Ends the process as `sys.exit(code)` does, less the interpreter's teardown of every module and object
+  (0.4 s after a training run: JAX's client and compiled programs). The atexit handlers run (logging's
+  flush among them) and the standard streams are flushed first. While a non-daemon thread is still
+  running, it is `sys.exit(code)`, which waits for that thread."""
+  others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+  if threading.current_thread() is not threading.main_thread() or any(t.is_alive() for t in others):
+    sys.exit(code)
+  if code is None:
+    status = 0
+  elif isinstance(code, int):
+    status = code
+  else:  # sys.exit('message') prints the message and exits with status 1
+    print(code, file=sys.stderr)
+    status = 1
+  atexit._run_exitfuncs()
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (OSError, ValueError):  # closed, or a broken pipe
+      pass
+  os._exit(status & 0xFF)
+
+
+def run(main: Callable[[list[str]], None]) -> NoReturn:
   """absl.app.run(main) with the compilation cache on (`--compilation_cache`); an LmAnatomyError, or an
   override naming no config key, prints `error: …` and exits with status 2; a run stopped by a signal
-  (Interrupted) exits with 128 + the signal number."""
+  (Interrupted) exits with 128 + the signal number. The process ends through `exit_now`."""
   from absl import app
   started = False
 
@@ -81,8 +107,10 @@ def run(main: Callable[[list[str]], None]) -> None:
       sys.exit(2)
   try:
     app.run(wrapped)
+  except SystemExit as e:
+    exit_now(e.code)
   except (AttributeError, KeyError, TypeError) as e:  # raised by config_flags while applying an override
     if started:
       raise
     print(f'error: {_override_error(e)}', file=sys.stderr)
-    sys.exit(2)
+    exit_now(2)

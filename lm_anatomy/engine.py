@@ -169,18 +169,23 @@ def evaluate(eval_fn, params, dataset, split: str, batch_size: int, strategy, ma
   return total
 
 
+# Packages that tensorboardX imports whenever they are installed, for features we do not use: torch, to
+# accept torch tensors (2.2 s of start-up here), and boto3 and google.cloud.storage, to write to S3 and GCS
+# (0.2 s). We write Python floats to a local folder.
+TENSORBOARDX_EXTRAS = ('torch', 'boto3', 'google.cloud.storage')
+
+
 def _summary_writer_class():
-  """tensorboardX's SummaryWriter, imported without torch. tensorboardX imports torch whenever it is
-  installed, only to accept torch tensors (2.2 s of start-up here); we write Python floats."""
-  if 'torch' in sys.modules:
-    from tensorboardX import SummaryWriter
-    return SummaryWriter
-  sys.modules['torch'] = None  # makes `import torch` raise ImportError, which tensorboardX handles
+  """tensorboardX's SummaryWriter, imported without the TENSORBOARDX_EXTRAS not already imported."""
+  blocked = [name for name in TENSORBOARDX_EXTRAS if name not in sys.modules]
+  for name in blocked:
+    sys.modules[name] = None  # makes `import name` raise ImportError, which tensorboardX handles
   try:
     from tensorboardX import SummaryWriter
   finally:
-    if sys.modules.get('torch', 0) is None:
-      del sys.modules['torch']
+    for name in blocked:
+      if sys.modules.get(name, 0) is None:
+        del sys.modules[name]
   return SummaryWriter
 
 

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from lm_anatomy.errors import ConfigError
+from lm_anatomy.parallel import init_compiler_options
 
 AXIS = 'devices'
 
@@ -70,7 +71,8 @@ class PmapStrategy:
     return jax.pmap(lambda x: x, devices=self.devices)(host)
 
   def init_state(self, init_fn: Callable, rng, abstract_state):
-    return self.replicate(jax.jit(init_fn)(rng)), self.state_sharding(abstract_state)
+    state = jax.jit(init_fn).lower(rng).compile(compiler_options=init_compiler_options())(rng)
+    return self.replicate(state), self.state_sharding(abstract_state)
 
   def put_state(self, state, sharding=None):
     return self.replicate(state)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -209,6 +210,35 @@ def test_cli_refuses_a_workdir_below_a_file_and_a_stop_before_step_one(tiny_data
   out = _cli(tmp_path, f'--workdir={tmp_path}/w', '--stop_after=0')
   assert out.returncode == 2 and 'error: stop_after must be >= 1, got 0' in out.stderr, out.stderr
   assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('code, status, stderr', [('None', 0, ''), ('3', 3, ''), ('"bad input"', 1, 'bad input\n')])
+def test_exit_now_exits_as_sys_exit_after_atexit_and_flushing(code, status, stderr):
+  """exit_now skips the interpreter's teardown, but keeps what sys.exit gives: the status, a string's
+  message, the atexit handlers, and output still in the buffers of a redirected stdout."""
+  script = ('import atexit, jax\n'
+            'from lm_anatomy import cli\n'
+            'jax.numpy.ones(2).block_until_ready()\n'
+            'atexit.register(print, "atexit ran")\n'
+            'print("buffered " * 1000)\n'
+            f'cli.exit_now({code})\n'
+            'print("not reached")\n')
+  buffered = {k: v for k, v in os.environ.items() if k != 'PYTHONUNBUFFERED'}  # stdout to a pipe: block-buffered
+  out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                       env=buffered)
+  assert (out.returncode, out.stderr) == (status, stderr)
+  assert out.stdout == 'buffered ' * 1000 + '\natexit ran\n'
+
+
+def test_exit_now_waits_for_a_running_thread():
+  """A non-daemon thread still running when exit_now is called finishes its work, as under sys.exit."""
+  script = ('import threading, time\n'
+            'from lm_anatomy import cli\n'
+            't = threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True)))\n'
+            't.start()\n'
+            'cli.exit_now(4)\n')
+  out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+  assert (out.returncode, out.stdout, out.stderr) == (4, 'thread done\n', '')
 
 
 @pytest.mark.skipif(__import__('jax').default_backend() == 'gpu', reason='cudnn attention is valid on a GPU')

@@ -119,6 +119,27 @@ def test_grad_accumulation_matches_large_batch(tiny_config):
   np.testing.assert_allclose(outs[0][1]['loss'], outs[1][1]['loss'], rtol=1e-6)
 
 
+@pytest.mark.parametrize('name, arg', [('shakespeare_char.py', 'baby'), ('shakespeare_family.py', 'lstm')])
+def test_state_initialisation_compiled_for_speed_is_the_default_compile_to_the_bit(tiny_data, name, arg):
+  """init_state compiles its one-off program at LLVM -O1 on CPU (a faster compile); the parameters and
+  optimizer state it makes are those of the default compile, bit for bit."""
+  from conftest import load_config
+  from lm_anatomy import data, models, parallel, tasks
+  config = load_config(name, arg)
+  ds = data.build(config)
+  task = tasks.build(config, models.build(config, ds.info), ds)
+  tx, _ = optim.build(config.optimizer, config.steps)
+  example = {k: v[:1] for k, v in ds.example_batch(config.batch_size).items()}
+  init_fn = lambda key: engine.create_state(task, tx, key, example)
+  key = jax.random.key(3)
+  assert parallel.init_compiler_options() == {'xla_backend_optimization_level': 1}  # CPU
+  got, _ = parallel.build(config.parallel).init_state(init_fn, key, jax.eval_shape(init_fn, key))
+  want = jax.jit(init_fn)(key)
+  assert len(_leaves(got)) == len(_leaves(want)) > 10
+  for a, b in zip(_leaves(got), _leaves(want)):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_each_step_draws_its_dropout_masks_from_seed_and_step(tiny_config):
   """The dropout key of step s is fold_in(base key, s): the same weights and batch at steps 0 and 1 give
   the losses of those two keys, which differ."""
@@ -267,20 +288,28 @@ def test_restore_needs_an_integer_step(tiny_config, tmp_path):
       lm_anatomy.restore(tmp_path / 'run', step=bad)
 
 
-def test_tensorboard_writer_leaves_torch_unimported_and_importable(tmp_path):
-  pytest.importorskip('torch')  # tensorboardX imports torch (2 s) only where it is installed
+def test_tensorboard_writer_leaves_optional_packages_unimported_and_importable(tmp_path):
+  """tensorboardX imports torch, boto3 and google.cloud.storage whenever they are installed (2.4 s of
+  start-up with the real ones); the writer keeps them out and leaves them importable. Stand-ins on the path
+  record whether they were imported."""
+  fakes = tmp_path / 'fakes'
+  for name in engine.TENSORBOARDX_EXTRAS:
+    path = fakes.joinpath(*name.split('.')).with_suffix('.py')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'IMPORTED = True\nopen({str(tmp_path / "imported.txt")!r}, "a").write({name!r} + "\\n")\n')
   code = (
-      'import sys\n'
+      'import importlib, sys\n'
       'from lm_anatomy import engine\n'
-      f'w = engine.MetricWriter(__import__("pathlib").Path({str(tmp_path)!r}), True, 0)\n'
+      f'w = engine.MetricWriter(__import__("pathlib").Path({str(tmp_path / "run")!r}), True, 0)\n'
       'w.write({"step": 1, "val_loss": 2.5}); w.close()\n'
-      'assert "torch" not in sys.modules, "tensorboardX pulled in torch"\n'
-      'import torch\n'
-      'print(torch.ones(2).sum().item())\n')
-  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT)
+      'print(sorted(n for n in engine.TENSORBOARDX_EXTRAS if n in sys.modules))\n'
+      'print([importlib.import_module(n).IMPORTED for n in engine.TENSORBOARDX_EXTRAS])\n')
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fakes), str(ROOT)]))
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, env=env)
   assert out.returncode == 0, out.stderr
-  assert out.stdout.strip() == '2.0'
-  assert list((tmp_path / 'tensorboard').iterdir())
+  assert out.stdout.splitlines() == ['[]', '[True, True, True]']
+  assert (tmp_path / 'imported.txt').read_text().split() == list(engine.TENSORBOARDX_EXTRAS)
+  assert list((tmp_path / 'run' / 'tensorboard').iterdir())
 
 
 def test_cli_compilation_cache_is_reused_with_identical_results(tiny_data, tmp_path):
