@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from lm_anatomy.errors import ConfigError
-from lm_anatomy.parallel import init_compiler_options
+from lm_anatomy.parallel import run_init
 
 AXIS = 'devices'
 
@@ -71,8 +71,7 @@ class PmapStrategy:
     return jax.pmap(lambda x: x, devices=self.devices)(host)
 
   def init_state(self, init_fn: Callable, rng, abstract_state):
-    state = jax.jit(init_fn).lower(rng).compile(compiler_options=init_compiler_options())(rng)
-    return self.replicate(state), self.state_sharding(abstract_state)
+    return self.replicate(run_init(init_fn, rng)), self.state_sharding(abstract_state)
 
   def put_state(self, state, sharding=None):
     return self.replicate(state)
