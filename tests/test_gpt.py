@@ -31,6 +31,7 @@ def gpt():
   params = init(model, jnp.zeros((1, 12), jnp.int32))['params']
   return model, params
 
+
 def _logits_of_each_context(model, params, prompt, new):
   """The logits before each of the `new` tokens [batch, n], each from a full forward pass over its context
   as generate's docstring defines it: the prompt's last block_size tokens and those generated since, and
@@ -47,7 +48,6 @@ def _logits_of_each_context(model, params, prompt, new):
     out.append(np.asarray(apply(model, params, padded))[:, context.shape[1] - 1])
     tokens = np.concatenate([tokens, new[:, i:i + 1]], 1)
   return out, rebuilds
-
 
 
 def test_shapes_and_param_count(gpt):
