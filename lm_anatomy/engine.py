@@ -276,7 +276,8 @@ def _check_resume(workdir: pathlib.Path, config, tokenizer) -> None:
 
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_after: int | None = None,
           progress: bool = True) -> dict:
-  """Trains (or resumes) the run in `workdir`. Returns the last evaluation's metrics."""
+  """Trains (or resumes) the run in `workdir`. Returns the last evaluation's metrics, with `best_step` and
+  `best_val_loss`: the evaluation whose checkpoint is kept in `workdir/best` (none: both None)."""
   config_lib.validate(config)
   workdir = pathlib.Path(workdir)
   if stop_after is not None and stop_after < 1:
@@ -446,6 +447,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           interrupted = Interrupted(f'stopped by signal {stop_flag.signal} at step {step}, with a checkpoint; run the '
                                     'same command to resume', stop_flag.signal)
           break
+    if last and interrupted is None:
+      checkpointer.wait()
+      best = checkpointer.steps(best=True)
+      last = dict(last, best_step=best[-1] if best else None,
+                  best_val_loss=meta.get('best_val_loss') if best else None)
   finally:
     if bar is not None:
       bar.close()

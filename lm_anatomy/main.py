@@ -33,7 +33,10 @@ def main(argv):
     raise ConfigError(f"--config: there is no file {path.split(':', 1)[0]!r}")
   record = engine.train(_CONFIG.value, _WORKDIR.value, stop_after=_STOP_AFTER.value, progress=_PROGRESS.value)
   if record:
+    best_step, best_loss = record.pop('best_step', None), record.pop('best_val_loss', None)
     print('final: ' + ', '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in record.items()))
+    if best_step is not None:
+      print(f'best: step={best_step}, val_loss={best_loss:.4f} (its checkpoint: {_WORKDIR.value}/best)')
 
 
 if __name__ == '__main__':

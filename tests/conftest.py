@@ -17,6 +17,18 @@ TINY_TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\nA
              'First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n') * 20
 
 
+def pytest_configure(config):
+  """On a GPU, XLA multiplies float32 matrices in TF32 by default (a 10-bit mantissa: relative errors near
+  1e-3). The tests check the models' float32 math against float64 references at 1e-5, so on a GPU they ask
+  for full float32 products, here and in the processes they start. CPUs multiply float32 in float32
+  already: nothing changes there. A hook, not an import-time call: scripts that import this module
+  (multiprocess_check.py) must not start JAX's backend before jax.distributed.initialize."""
+  import jax
+  if jax.default_backend() == 'gpu':
+    jax.config.update('jax_default_matmul_precision', 'highest')
+    os.environ['JAX_DEFAULT_MATMUL_PRECISION'] = 'highest'
+
+
 def load_config(name: str, arg: str = ''):
   """experiments/configs/NAME:ARG, loaded as the command line loads it."""
   from lm_anatomy import sweep

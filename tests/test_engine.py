@@ -32,10 +32,12 @@ def test_run_writes_outputs_and_learns(tiny_config, tmp_path):
   assert records[-1]['val_perplexity'] == pytest.approx(np.exp(records[-1]['val_loss']))
   assert records[-1]['val_bpc'] == pytest.approx(records[-1]['val_loss'] / np.log(2))
   assert records[-1]['val_loss'] < np.log(tiny_config_vocab(run))  # better than uniform
-  assert record == records[-1]
+  best = min(records, key=lambda r: r['val_loss'])
+  assert {k: v for k, v in record.items() if not k.startswith('best_')} == records[-1]
+  assert (record['best_step'], record['best_val_loss']) == (best['step'], best['val_loss'])
   assert list((run / 'tensorboard').iterdir())
   assert sorted(p.name for p in (run / 'checkpoints').iterdir() if p.name.isdigit()) == ['20']  # keep 1
-  assert [p.name for p in (run / 'best').iterdir() if p.name.isdigit()]
+  assert [p.name for p in (run / 'best').iterdir() if p.name.isdigit()] == [str(best['step'])]
 
 
 def test_stop_after_rounds_up_and_the_last_step_evaluates_and_saves(tiny_config, tmp_path, monkeypatch):
@@ -322,6 +324,9 @@ def test_cli_compilation_cache_is_reused_with_identical_results(tiny_data, tmp_p
   first = subprocess.run(cmd('a') + [f'--compilation_cache={cache}'], capture_output=True, text=True, cwd=ROOT,
                          timeout=120)
   assert first.returncode == 0, first.stderr
+  val = json.loads((tmp_path / 'a' / 'metrics.jsonl').read_text().splitlines()[-1])['val_loss']
+  assert first.stdout.splitlines()[-2].startswith(f'final: step=10, val_loss={val:.4f}, ')
+  assert first.stdout.splitlines()[-1] == f'best: step=10, val_loss={val:.4f} (its checkpoint: {tmp_path}/a/best)'
   entries = lambda: {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
   written = entries()
   chunk = [name for name in written if name.startswith('jit_chunk-')]
