@@ -79,16 +79,19 @@ class Checkpointer:
     self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                    metrics={'val_loss': float(val_loss)}, force=True)
 
-  def drop_best_after(self, step: int) -> bool:
+  def drop_best_after(self, step: int) -> float | None:
     """Deletes best checkpoints newer than `step`, where the run (re)starts: they come from a stretch of
-    the run that is being redone (its later checkpoints were damaged or deleted). Returns whether a best
-    checkpoint remains."""
+    the run that is being redone (its later checkpoints were damaged or deleted). Returns the val loss of
+    the best checkpoint that remains (None if none), the bar a resumed run's evaluations must beat: a run
+    killed while writing a best and a regular checkpoint at once may have finished only the regular one."""
     self.best.wait_until_finished()
     for s in self.best.all_steps():
       if s > step:
         log.warning('deleting the best checkpoint at step %d: training restarts from step %d', s, step)
         self.best.delete(s)
-    return bool(self.best.all_steps())
+    kept = self.best.all_steps()
+    metrics = self.best.metrics(max(kept)) if kept else None
+    return float(metrics['val_loss']) if metrics else None
 
   def wait(self) -> None:
     self.latest.wait_until_finished()

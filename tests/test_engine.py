@@ -40,6 +40,32 @@ def test_run_writes_outputs_and_learns(tiny_config, tmp_path):
   assert [p.name for p in (run / 'best').iterdir() if p.name.isdigit()] == [str(best['step'])]
 
 
+def test_on_cpu_a_best_waits_for_the_next_checkpoint_and_matches_one_written_at_once(tiny_config, tmp_path,
+                                                                                   monkeypatch):
+  """Evaluations every 5 steps, checkpoints every 10, a stop at 15: each evaluation is a new best (the
+  tiny run learns), and on CPU a best is written with the next checkpoint (10, the stop at 15, 20), not at
+  each evaluation. The best checkpoint then holds what writing each best at once gives, to the bit."""
+  from lm_anatomy import checkpoint
+  tiny_config.eval_every, tiny_config.checkpoint_every = 5, 10
+  written = []
+  save_best = checkpoint.Checkpointer.save_best
+  monkeypatch.setattr(checkpoint.Checkpointer, 'save_best',
+                      lambda self, step, *args: written.append(step) or save_best(self, step, *args))
+  assert engine.defer_best_checkpoints()  # the tests run on CPU
+  engine.train(tiny_config, tmp_path / 'deferred', stop_after=15, progress=False)
+  assert written == [10, 15]
+  engine.train(tiny_config, tmp_path / 'deferred', progress=False)
+  assert written == [10, 15, 20]
+  monkeypatch.setattr(engine, 'defer_best_checkpoints', lambda: False)
+  written.clear()
+  engine.train(tiny_config, tmp_path / 'at_once', progress=False)
+  assert written == [5, 10, 15, 20]
+  deferred, at_once = lm_anatomy.restore(tmp_path / 'deferred', best=True), lm_anatomy.restore(tmp_path / 'at_once', best=True)
+  assert deferred.step == at_once.step == 20
+  for x, y in zip(_leaves(deferred.params), _leaves(at_once.params)):
+    np.testing.assert_array_equal(x, y)
+
+
 def test_stop_after_rounds_up_and_the_last_step_evaluates_and_saves(tiny_config, tmp_path, monkeypatch):
   """steps = 25 (not a multiple of eval_every = 10), checkpoint_every = 1000 > steps, stop_after = 7 with
   5 steps a dispatch: the run stops at 10 with a checkpoint; resumed, it evaluates at 10, 20 and 25, and

@@ -268,3 +268,21 @@ def test_a_restart_from_an_earlier_checkpoint_drops_the_best_saved_after_it(tiny
   engine.train(tiny_config, w, progress=False)
   assert best_steps() == [20]
   _assert_same_params(lm_anatomy.restore(w, best=True), lm_anatomy.restore(w))
+
+
+def test_a_resume_measures_new_bests_against_the_best_checkpoint_on_disk(tiny_config, tmp_path):
+  """Fault: a run killed while writing a best and a regular checkpoint at once finished only the regular
+  one, so its meta holds a best val loss that no best checkpoint on disk has (here -1, which nothing
+  beats). Expect the resumed run to take its bar from the best on disk, and to save the next better one."""
+  tiny_config.steps = 30
+  w = tmp_path / 'run'
+  engine.train(tiny_config, w, stop_after=20, progress=False)
+  meta_file = w / 'checkpoints' / '20' / 'meta' / 'metadata'
+  meta = json.loads(meta_file.read_text())
+  assert meta['best_val_loss'] > 0
+  meta_file.write_text(json.dumps(dict(meta, best_val_loss=-1.0)))
+  record = engine.train(tiny_config, w, progress=False)
+  vals = {r['step']: r['val_loss'] for r in map(json.loads, (w / 'metrics.jsonl').read_text().splitlines())}
+  assert vals[30] < min(vals[10], vals[20])  # the run still learns: step 30 is a new best
+  assert (record['best_step'], record['best_val_loss']) == (30, vals[30])
+  assert lm_anatomy.restore(w, best=True).step == 30

@@ -81,7 +81,7 @@ def run_bench(args, workdir: pathlib.Path, cache: str):
         f'(median over {len(steady)} evaluation intervals)')
   print(f'final val loss (whole val split): {records[-1]["val_loss"]:.4f}')
   print(f'model: {run.model.num_params(run.params):,} params (no position embeddings), {fpt / 1e6:.2f} MFLOP/token')
-  print(f'CPU peak (float32 2048³ matmul, measured at the run\'s start): {peak / 1e9:.1f} GFLOP/s; '
+  print(f'CPU peak (float32 1536³ matmul, measured at the run\'s start): {peak / 1e9:.1f} GFLOP/s; '
         f'MFU: {100 * fpt * tok_s / peak:.1f}%')
 
 
