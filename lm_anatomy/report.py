@@ -5,6 +5,8 @@ A row describes one run folder (config.json, data_info.json, metrics.jsonl):
   model, params (all of them), flops_per_token, context_limit   from the config and the model's own methods
   wall_sec                                          wall time of the run, when the sweep runner ran it
   every field of the final metrics.jsonl record     step, train_loss, <split>_loss, tokens_per_sec, …
+  best_step, best_<split>_loss                      the evaluation with the lowest first eval loss, the
+                                                    one the engine keeps as the best checkpoint
 Nothing here names an architecture, a corpus or a metric: the columns are whatever the runs recorded.
 """
 from __future__ import annotations
@@ -62,7 +64,21 @@ def run_row(run_dir: str | pathlib.Path) -> dict[str, Any]:
   recs = sweep.records(run_dir)
   if recs:
     row.update(recs[-1])
+    row.update(best_of(recs))
   return row
+
+
+def best_of(records: list[dict]) -> dict[str, Any]:
+  """{'best_step': s, 'best_<split>_loss': v} for the record with the lowest first evaluation loss (the
+  earliest of equals, as the engine keeps its best checkpoint), or {} if no record has a finite one."""
+  metric = default_metric(records)
+  if metric is None or metric == 'train_loss':
+    return {}
+  scored = [r for r in records if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
+  if not scored:
+    return {}
+  best = min(scored, key=lambda r: r[metric])
+  return {'best_step': best.get('step'), f'best_{metric}': best[metric]}
 
 
 def sweep_rows(sw, workdir: str | pathlib.Path) -> list[dict[str, Any]]:

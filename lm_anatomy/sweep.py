@@ -38,7 +38,8 @@ e.g. after the config file changed) stops the sweep before anything runs, with t
 
 Aggregation (lm_anatomy/report.py) writes into WORKDIR:
   results.md, results.csv   one row per point: its settings, status, model (name, params, FLOPs per token,
-                            context limit), and every field of the final metrics.jsonl record
+                            context limit), every field of the final metrics.jsonl record, and the
+                            best evaluation (best_step, best_<split>_loss: the run's best checkpoint)
   loss_curves.png           every `*_loss` metric against step, one line per point
   final_METRIC.png          the final `metric` per point (against parameter count when that varies)
 """

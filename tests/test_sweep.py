@@ -122,7 +122,12 @@ def test_tiny_sweep_runs_skips_finished_points_and_aggregates(names_data, tmp_pa
   assert float(rows[0]['flops_per_token']) == 0 and float(rows[1]['flops_per_token']) == 6 * (3 * 64 * 8 + 8 * V)
   md = (out / 'results.md').read_text().splitlines()
   assert md[0] == ('| name | config | model.n_hidden | model.window | optimizer.lr | reference | status | model | '
-                   'params | flops_per_token | context_limit | wall_sec | ' + ' | '.join(finals['ffnn,optimizer.lr=0.1']) + ' |')
+                   'params | flops_per_token | context_limit | wall_sec | ' + ' | '.join(finals['ffnn,optimizer.lr=0.1'])
+                   + ' | best_step | best_test_loss |')
+  for row in rows:  # each run's best evaluation by test loss (names has no val split here)
+    recs = sweep.records(out / row['name'])
+    best = min(recs, key=lambda r: r['test_loss'])
+    assert (int(row['best_step']), float(row['best_test_loss'])) == (best['step'], best['test_loss'])
   assert len(md) == 4 and md[2].startswith('| bigram,optimizer.lr=0.1 | bigram |  |  | 0.1000 | 3.0000 | finished | bigram | 484 |')
   for png in ('loss_curves.png', 'final_test_loss.png'):
     assert (out / png).read_bytes()[:4] == b'\x89PNG'
@@ -327,9 +332,24 @@ def test_report_of_fake_runs_columns_metric_and_model_stats(tmp_path):
   assert md[3].startswith('| rnn | 2.2500 | ') and md[3].endswith(' | ∞ |  |')  # a recurrent net has no context limit
   rows = list(csv.reader(open(tmp_path / 'results.csv')))
   assert rows[0] == ['name', 'config', 'status', 'model', 'params', 'flops_per_token', 'context_limit', 'wall_sec',
-                     'step', 'train_loss', 'test_loss']
-  assert [r[:3] + r[6:] for r in rows[1:]] == [['bigram', 'bigram', 'finished', '1', '1000.0', '10', '2.0', '2.5'],
-                                               ['rnn', 'rnn', 'finished', 'inf', '', '10', '1.75', '2.25']]
+                     'step', 'train_loss', 'test_loss', 'best_step', 'best_test_loss']
+  assert [r[:3] + r[6:] for r in rows[1:]] == [
+      ['bigram', 'bigram', 'finished', '1', '1000.0', '10', '2.0', '2.5', '10', '2.5'],
+      ['rnn', 'rnn', 'finished', 'inf', '', '10', '1.75', '2.25', '10', '2.25']]
+
+
+def test_best_of_a_run_is_its_lowest_first_evaluation_loss():
+  """best_step / best_<split>_loss: the record with the lowest loss on the first evaluated split (the one the
+  engine keeps as its best checkpoint), the earliest of equals; nothing when no evaluation loss is finite."""
+  overfit = [{'step': 250, 'val_loss': 2.0, 'test_loss': 1.0, 'train_loss': 2.1},
+             {'step': 500, 'val_loss': 1.5, 'test_loss': 1.2, 'train_loss': 1.4},
+             {'step': 750, 'val_loss': float('nan'), 'test_loss': 0.9, 'train_loss': 1.0},
+             {'step': 1000, 'val_loss': 1.5, 'test_loss': 1.1, 'train_loss': 0.8},
+             {'step': 1250, 'val_loss': 1.7, 'test_loss': 1.3, 'train_loss': 0.6}]
+  assert report.best_of(overfit) == {'best_step': 500, 'best_val_loss': 1.5}
+  assert report.best_of([{'step': 1, 'val_loss': float('inf')}, {'step': 2, 'val_loss': float('nan')}]) == {}
+  assert report.best_of([{'step': 1, 'train_loss': 2.0}]) == {}
+  assert report.best_of([]) == {}
 
 
 def test_default_final_plot_is_of_a_recorded_metric_not_a_tag(tmp_path):
