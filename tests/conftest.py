@@ -11,6 +11,10 @@ import pytest
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='lm_anatomy_xla_cache_'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+# On a GPU, JAX takes 75% of its memory when its backend starts; the test command's two workers (and the
+# processes tests start) would then not fit on one GPU. The tests' programs are tiny: allocate as needed.
+# Only GPU clients read this.
+os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY_TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n'
