@@ -2,7 +2,9 @@
 
 A training step of a small model allocates scratch buffers larger than glibc's dynamic mmap
 threshold (32 MB at most), so by default every step maps and unmaps fresh pages (page faults and
-zeroing each time). Raising the threshold and turning off trimming lets malloc reuse that memory.
+zeroing each time). Turning mmap off (M_MMAP_MAX = 0: every block comes from the heap) and raising the
+trim threshold to 1 GiB lets malloc reuse that memory. The cost: freed memory stays with the process
+(the heap is trimmed only once more than 1 GiB is free at its top) instead of going back to the system.
 Measured on the 2-core CI machine with the baby GPT: about 51 → 34 ms per step.
 """
 import ctypes
@@ -10,7 +12,6 @@ import ctypes.util
 import sys
 
 M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 
 

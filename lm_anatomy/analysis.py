@@ -76,6 +76,8 @@ def stateful_losses(model, params, ids: np.ndarray, chunk_len: int = 512) -> np.
     raise ValueError(f'{type(model).__name__} has no carry: stateful evaluation needs a recurrent model')
   ids = np.asarray(ids, np.int32)
   n = len(ids) - 1
+  if n < 1:
+    raise ValueError(f'stateful evaluation needs at least 2 tokens, got {len(ids)}')
   out, carry = [], None
   for s in _batches(n, chunk_len):
     inputs, targets = jnp.asarray(ids[s][None]), jnp.asarray(ids[s.start + 1:s.stop + 1][None])

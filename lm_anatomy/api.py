@@ -45,7 +45,7 @@ def restore(workdir: str | pathlib.Path, step: int | None = None, best: bool = F
   example = engine.batch_from_spec(info['example'])
   abstract = jax.eval_shape(lambda r: engine.create_state(task, tx, r, example), jax.random.key(0))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  checkpointer = ckpt_lib.Checkpointer(workdir, config.keep_checkpoints)
+  checkpointer = ckpt_lib.Checkpointer(workdir, config.keep_checkpoints, reader=True)
   try:
     out = checkpointer.restore(ckpt_lib.abstract_like(abstract, jax.tree.map(lambda _: device, abstract)), step, best)
   finally:

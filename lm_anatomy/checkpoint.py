@@ -28,11 +28,13 @@ from lm_anatomy.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 
-def _manager(path: pathlib.Path, keep: int, best: bool = False) -> ocp.CheckpointManager:
+def _manager(path: pathlib.Path, keep: int, best: bool = False, reader: bool = False) -> ocp.CheckpointManager:
   # Orbax names its cross-process barriers after the step; the prefix keeps the latest and the best
   # manager, which may both save the same step at once, from meeting at the same barrier.
+  # A reader neither creates the folder nor deletes the temporary folders of unfinished saves: those may
+  # belong to a run that is saving right now.
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep, create=True, cleanup_tmp_directories=True,
+      max_to_keep=keep, create=not reader, cleanup_tmp_directories=not reader,
       best_fn=(lambda m: m['val_loss']) if best else None, best_mode='min',
       keep_checkpoints_without_metrics=not best,
       multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=path.name))
@@ -53,11 +55,19 @@ def abstract_like(tree, shardings=None):
 
 
 class Checkpointer:
-  def __init__(self, workdir: str | pathlib.Path, keep: int = 3):
+  """The run's two checkpoint folders. `reader=True` (restore, sample, evaluate, init_from) opens them
+  without touching them, so that it is safe beside a run that is training in the same workdir."""
+
+  def __init__(self, workdir: str | pathlib.Path, keep: int = 3, reader: bool = False):
     workdir = pathlib.Path(workdir)
     self.workdir = workdir
-    self.latest = _manager(workdir / 'checkpoints', keep)
-    self.best = _manager(workdir / 'best', 1, best=True)
+    self.reader = reader
+    self.latest = _manager(workdir / 'checkpoints', keep, reader=reader)
+    self.best = _manager(workdir / 'best', 1, best=True, reader=reader)
+
+  def _check_writer(self) -> None:
+    if self.reader:
+      raise CheckpointError(f'{self.workdir} was opened to read checkpoints, not to write or delete them')
 
   @staticmethod
   def _clear(mngr: ocp.CheckpointManager, step: int) -> None:
@@ -70,11 +80,13 @@ class Checkpointer:
       mngr.delete(step)
 
   def save(self, step: int, state, meta: dict) -> None:
+    self._check_writer()
     self._clear(self.latest, step)
     self.latest.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                      force=True)
 
   def save_best(self, step: int, state, meta: dict, val_loss: float) -> None:
+    self._check_writer()
     self._clear(self.best, step)
     self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
                    metrics={'val_loss': float(val_loss)}, force=True)
@@ -84,6 +96,7 @@ class Checkpointer:
     the run that is being redone (its later checkpoints were damaged or deleted). Returns the val loss of
     the best checkpoint that remains (None if none), the bar a resumed run's evaluations must beat: a run
     killed while writing a best and a regular checkpoint at once may have finished only the regular one."""
+    self._check_writer()
     self.best.wait_until_finished()
     for s in self.best.all_steps():
       if s > step:
@@ -107,6 +120,8 @@ class Checkpointer:
     With `quarantine`, an unreadable checkpoint is moved to `workdir/damaged/` so that training can
     write that step again.
     """
+    if quarantine:
+      self._check_writer()
     mngr = self.best if best else self.latest
     mngr.wait_until_finished()
     steps = sorted(mngr.all_steps(), reverse=True)
@@ -152,8 +167,11 @@ class Checkpointer:
 
   def close(self) -> None:
     self.wait()
-    self.latest.close()
-    self.best.close()
+    for mngr in (self.latest, self.best):
+      # Orbax waits for its start-up removal of unfinished saves only inside the next save; a writer that
+      # closes without saving would leave it running into interpreter shutdown. (Private; absent = no-op.)
+      getattr(mngr, '_maybe_await_cleanup_tmp_directory', lambda: None)()
+      mngr.close()
 
 
 def _path_names(path) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import sys
 import threading
 from typing import Callable, NoReturn
@@ -51,9 +52,14 @@ def _override_error(e: Exception) -> str:
   key, _, hint = str(text).partition('\n')
   key = key.strip('"\'')
   given = [a.split('=')[0] for a in sys.argv[1:] if a.startswith('--config.')]
-  if isinstance(e, TypeError):  # config_flags indexed into a value as if it were a section
+  # config_flags indexed into a value as if it were a section: a TypeError for a string, a KeyError
+  # ("Attribute <class 'float'>.x does not exist and the type does not support indexing. …") otherwise.
+  below_number = re.match(r"Attribute <class '(\w+)'>\.\S+ does not exist and the type does not support indexing",
+                          str(text))
+  if isinstance(e, TypeError) or below_number:
     nested = [g for g in given if g.count('.') >= 2] or given
-    return f'an override names a key inside a value that is not a section ({e}), in {", ".join(nested)}'
+    why = f'its value is of type {below_number[1]}' if below_number else e
+    return f'an override names a key inside a value that is not a section ({why}), in {", ".join(nested)}'
   named = [g for g in given if key in g.split('.')[1:]] or given
   return (f'unknown config key {key!r} in {", ".join(named)}. {hint + " " if hint else ""}The model section '
           "takes the model's fields (see its module); lm_anatomy/config.py lists the other keys")

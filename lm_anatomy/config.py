@@ -65,7 +65,9 @@ def base() -> ml_collections.ConfigDict:
   c.data.next_sentence = False      # masked LM: sentence pairs, half with a random second segment (NSP)
   c.data.pad_to_multiple = 0        # sentence batches: 0 = pad to seq_len; k = to the longest row, rounded
                                     #   up to a multiple of k (one compilation per length)
-  c.data.sampling = 'replacement'   # training rows/windows drawn with replacement, or 'epochs' (each once an epoch)
+  c.data.sampling = 'replacement'   # training rows/windows drawn with replacement, or 'epochs' (each once an epoch);
+                                    #   text and names only: sentence classification and vector corpora
+                                    #   always go by epochs, masked LM always draws with replacement
   c.data.holdout = 0                # names: hold out this many training names as a 'val' split, for tuning
                                     #   without the test set (0 = none)
   c.data.group_by_length = 0        # sentence classification: batches from mega-batches of g batches
@@ -244,6 +246,8 @@ def validate(config: ml_collections.ConfigDict, training: bool = True) -> ml_col
   _choice(config.optimizer.name, OPTIMIZERS, 'optimizer.name')
   _choice(config.optimizer.schedule, SCHEDULES, 'optimizer.schedule')
   _choice(config.data.sampling, SAMPLING, 'data.sampling')
+  from lm_anatomy.data.tokenizers import KINDS as TOKENIZERS
+  _choice(config.data.tokenizer, sorted(TOKENIZERS), 'data.tokenizer')
   _choice(config.parallel.mode, PARALLEL_MODES, 'parallel.mode')
   registry.CORPORA.get(config.data.corpus, 'data.corpus')
   registry.TASKS.get(config.task.name, 'task.name')
@@ -296,8 +300,8 @@ def validate(config: ml_collections.ConfigDict, training: bool = True) -> ml_col
     raise ConfigError(f'data.seq_len ({config.data.seq_len}) exceeds model.block_size ({block}), the '
                       'positions the model has; lower data.seq_len or raise model.block_size')
   check = getattr(model_cls, 'check_config', None)
-  if check is not None:
-    check(config.model)
+  if check is not None:  # the model section, with the run's compute dtype beside it
+    check(ml_collections.ConfigDict(dict(config.model.to_dict(), dtype=config.dtype)))
   if training:
     _check_fit(config, model_cls)
   return config

@@ -68,7 +68,8 @@ def make_train_step(task, tx, schedule, strategy, grad_accum: int = 1) -> Callab
   """train_step(state, batch, base_rng) -> (state, metrics). Pure; jit it through a strategy.
 
   Objective: Σ_micro (Σ w ℓ) / Σ w + λ R(θ), so k micro-batches give the large-batch gradient.
-  Non-finite loss or gradients leave the state unchanged (and count in `skipped`).
+  A step with a non-finite loss or gradients leaves the parameters and moments unchanged; the step, the
+  schedules (see advance_schedules) and `skipped` still advance.
   """
   def step(state: TrainState, batch, base_rng):
     rng = jax.random.fold_in(base_rng, state.step)
@@ -312,8 +313,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
   end = config.steps
   if stop_after is not None:
     end = min(end, -(-stop_after // k) * k)
-    if end != stop_after:
+    if end > stop_after:
       log.info('stop_after=%d rounded up to %d, a multiple of steps_per_dispatch', stop_after, end)
+    elif end < stop_after:
+      log.info('stop_after=%d is past the run\'s last step; it ends at step %d', stop_after, end)
 
   example = {k: v[:1] for k, v in dataset.example_batch(config.batch_size).items()}  # global size: it cuts this process's rows
   _check_resume(workdir, config, dataset.tokenizer)
@@ -464,7 +467,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_a
           pending_best = None
         if checkpoint_now:
           checkpointer.save(step, strategy.checkpoint_view(state), dict(meta, train_losses_since_eval=train_losses))
-        if signum is not None:
+        if signum is not None and step < end:  # at `end` the run is complete: it finishes as usual
           interrupted = Interrupted(f'stopped by signal {signum} at step {step}, with a checkpoint; run the '
                                     'same command to resume', signum)
           break

@@ -208,10 +208,11 @@ def write(sw, workdir: str | pathlib.Path) -> list[pathlib.Path]:
   written = [workdir / 'results.md', workdir / 'results.csv']
   (workdir / 'results.md').write_text(markdown(rows, md_columns))
   write_csv(rows, columns, workdir / 'results.csv')
-  if plot_curves({p.name: workdir / p.name for p in sw.points}, workdir / 'loss_curves.png'):
+  current = [p for p, row in zip(sw.points, rows) if not row['status'].startswith('stale')]  # stale: table only
+  if plot_curves({p.name: workdir / p.name for p in current}, workdir / 'loss_curves.png'):
     written.append(workdir / 'loss_curves.png')
   from lm_anatomy import sweep
-  finals = [recs[-1] for p in sw.points if (recs := sweep.records(workdir / p.name))]
+  finals = [recs[-1] for p in current if (recs := sweep.records(workdir / p.name))]
   metric = sw.metric or default_metric(finals)  # a recorded metric, not a tag or setting named *_loss
   if metric and plot_final(rows, metric, workdir / f'final_{metric}.png'):
     written.append(workdir / f'final_{metric}.png')

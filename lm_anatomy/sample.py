@@ -6,10 +6,11 @@
 Any causal LM run samples: GPT with a KV cache, RNN / LSTM / GRU carrying their state, the FFNN and the
 bigram on their window (see generate.py). A prompt longer than the model's context is cropped to its last
 block_size tokens; a character the tokenizer does not know is an error. The default prompt is the run's
-start token (names: '.') or, without one, a newline. `--no_cache` re-runs the model on its last
-block_size tokens for each token; the same --seed gives the same text either way as long as the prompt
-and the new tokens fit in block_size (past it the cache restarts from the last block_size/2 tokens, while
---no_cache slides its window one token at a time; see generate.py).
+start token (names: '.') or, without one, a newline; a run whose tokenizer has neither (word-level runs)
+needs --prompt. Each sample prints as the prompt and its new tokens, decoded together. `--no_cache`
+re-runs the model on its last block_size tokens for each token; the same --seed gives the same text
+either way as long as the prompt and the new tokens fit in block_size (past it the cache restarts from
+the last block_size/2 tokens, while --no_cache slides its window one token at a time; see generate.py).
 """
 from __future__ import annotations
 
@@ -44,9 +45,7 @@ def main(argv):
   if run.config.task.name != 'causal_lm':
     raise ConfigError(f"{_WORKDIR.value} trains task.name={run.config.task.name!r}; sampling needs a causal "
                       "language model (task.name='causal_lm')")
-  specials = getattr(run.tokenizer, 'specials', None)
-  prompt_text = _PROMPT.value if _PROMPT.value is not None else (specials[0] if specials else '\n')
-  ids = run.tokenizer.encode(prompt_text)
+  ids = _default_prompt(run.tokenizer) if _PROMPT.value is None else run.tokenizer.encode(_PROMPT.value)
   if len(ids) == 0:
     raise ConfigError('the prompt is empty')
   prompt = np.tile(ids[None], (_NUM.value, 1))
@@ -54,7 +53,21 @@ def main(argv):
                           _TEMP.value, _TOP_K.value, _TOP_P.value, use_cache=not _NO_CACHE.value)
   for i, row in enumerate(new):
     print(f'--- sample {i}')
-    print(prompt_text + run.tokenizer.decode(row))
+    print(run.tokenizer.decode(np.concatenate([ids, row])))  # one decode: words keep their spaces
+
+
+def _default_prompt(tokenizer):
+  """The ids of the run's start token, else of a newline; a ConfigError if the tokenizer has neither."""
+  from lm_anatomy.errors import ConfigError, DataError
+  specials = getattr(tokenizer, 'specials', None)
+  try:
+    ids = tokenizer.encode(specials[0] if specials else '\n')
+  except DataError:  # a character vocabulary without a newline
+    ids = []
+  if len(ids) == 0:
+    raise ConfigError("this run's tokenizer has no start token and no newline to begin a sample from; "
+                      'give --prompt')
+  return ids
 
 
 if __name__ == '__main__':

@@ -27,6 +27,8 @@ def test_stateful_losses_are_one_pass_over_the_whole_text():
   assert chunked.shape == (256,) and analysis.has_carry(model) and not analysis.has_carry(GPT(vocab_size=11))
   with pytest.raises(ValueError, match='has no carry'):
     analysis.stateful_losses(FFNN(vocab_size=11), {}, IDS)
+  with pytest.raises(ValueError, match='needs at least 2 tokens, got 1'):
+    analysis.stateful_losses(model, params, IDS[:1])
 
 
 def test_window_losses_see_exactly_c_tokens():

@@ -163,6 +163,14 @@ def mlm_dataset(tokenizer, next_sentence=False, n=200, seq_len=24, seed=0):
                            next_sentence=next_sentence)
 
 
+def test_masked_lm_refuses_epoch_sampling():
+  """Masked-LM batches draw sentences with replacement: data.sampling='epochs' is refused, not ignored."""
+  config = load_config('bert_pretrain.py', 'tiny')
+  config.data.sampling = 'epochs'
+  with pytest.raises(ConfigError, match="data.sampling='epochs' is not offered for data.corpus='sst2_mlm'"):
+    data.build(config)
+
+
 def test_pairs_need_a_token_in_each_segment(tokenizer):
   with pytest.raises(ConfigError, match=r'data.seq_len \(4\) is too short for \[CLS\] A \[SEP\] B \[SEP\]'):
     mlm_dataset(tokenizer, next_sentence=True, seq_len=4)

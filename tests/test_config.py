@@ -55,6 +55,7 @@ def test_all_configs_validate():
     (lambda c: c.__setattr__('seed', 2**32 + 7), 'seed must be in [0, 2**32)'),
     (lambda c: c.optimizer.__setattr__('min_lr', 1e-2), 'optimizer.min_lr (0.01) exceeds optimizer.lr (0.001)'),
     (lambda c: c.data.__setattr__('tokenizer_vocab_size', 5), 'data.tokenizer_vocab_size must exceed the 5 special tokens'),
+    (lambda c: c.data.__setattr__('tokenizer', 'chars'), "unknown value data.tokenizer='chars'"),
 ])
 def test_bad_config_names_the_key(change, message):
   config = load_config('shakespeare_char.py')
@@ -194,6 +195,11 @@ def test_cli_reports_an_override_below_a_value_without_traceback(tiny_data, tmp_
   assert out.returncode == 2 and 'Traceback' not in out.stderr, out.stderr
   assert 'error: an override names a key inside a value that is not a section' in out.stderr
   assert out.stderr.strip().endswith('in --config.data.corpus.x')
+  # Below a number, ml_collections raises a KeyError whose text is a sentence, not a key.
+  out = _cli(tmp_path, f'--workdir={tmp_path}/w', '--config.steps=10', '--config.optimizer.lr.x=1')
+  assert out.returncode == 2 and 'Traceback' not in out.stderr, out.stderr
+  assert out.stderr.strip().splitlines()[-1] == ('error: an override names a key inside a value that is not a '
+                                                 'section (its value is of type float), in --config.optimizer.lr.x')
 
 
 def test_cli_names_only_the_override_with_an_unknown_section(tiny_data, tmp_path):
@@ -246,8 +252,18 @@ def test_exit_now_waits_for_a_running_thread():
 def test_cudnn_attention_without_a_gpu_is_a_config_error(config_name):
   """It passed validation, then crashed in a background compile thread ('cuDNN is not detected')."""
   config = load_config(config_name)
-  config.model.attention_impl = 'cudnn'
+  config.model.attention_impl, config.dtype = 'cudnn', 'bfloat16'
   with pytest.raises(ConfigError, match="model.attention_impl='cudnn' needs a GPU"):
+    config_lib.validate(config)
+
+
+@pytest.mark.parametrize('config_name', ['shakespeare_char.py', 'bert_pretrain.py'])
+def test_cudnn_attention_in_float32_is_a_config_error(config_name):
+  """cuDNN's fused attention has no float32 kernel: JAX raised at the first step, on any GPU."""
+  config = load_config(config_name)
+  config.model.attention_impl = 'cudnn'
+  assert config.dtype == 'float32'
+  with pytest.raises(ConfigError, match="model.attention_impl='cudnn' needs dtype='bfloat16' or 'float16'"):
     config_lib.validate(config)
 
 

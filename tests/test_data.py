@@ -1,3 +1,4 @@
+import codecs
 import functools
 import hashlib
 import http.server
@@ -67,6 +68,19 @@ def test_windows_reach_the_last_train_token():
   np.testing.assert_array_equal(one.train_batch(3, 2)['inputs'], [[0, 1, 2, 3]] * 2)
   with pytest.raises(ConfigError, match=r'larger than the train split \(4 tokens; a window needs 5\)'):
     StreamLM({'train': np.arange(4), 'val': np.arange(5)}, tok, 4, 0)
+
+
+def test_a_split_shorter_than_a_window_is_scored_on_the_tokens_it_has():
+  """Evaluation pads its last block, so a val split (or a file to score) shorter than a window still
+  scores each of its tokens after the first; with fewer than 2 tokens there is nothing to predict."""
+  tok = tokenizers.CharTokenizer.fit('abcdefghij')
+  ds = StreamLM({'file': np.array([3, 1, 4])}, tok, 8, 0)
+  batch, = ds.eval_batches('file', 2)
+  np.testing.assert_array_equal(batch['inputs'][0, :2], [3, 1])
+  np.testing.assert_array_equal(batch['targets'][0, :2], [1, 4])
+  np.testing.assert_array_equal(batch['weights'], [[1, 1, 0, 0, 0, 0, 0, 0], [0] * 8])
+  with pytest.raises(DataError, match='the val split has 1 token; scoring it needs at least 2'):
+    StreamLM({'train': np.arange(9), 'val': np.array([5])}, tok, 8, 0)
 
 
 def test_epoch_sampling_needs_a_window_at_every_offset():
@@ -188,6 +202,9 @@ def test_empty_and_invalid_files(tmp_path):
   assert corpora.read_lines(tmp_path / 'bom.txt') == ['abc', 'd\u2028e', '']
   (tmp_path / 'b.txt').write_bytes(b'abc\xff\xfe')
   with pytest.raises(DataError, match=r'not valid UTF-8 \(byte 3'):
+    corpora.read_text(tmp_path / 'b.txt')
+  (tmp_path / 'b.txt').write_bytes(codecs.BOM_UTF8 + b'hello\xff\n')  # the offset counts the mark's 3 bytes
+  with pytest.raises(DataError, match=r"not valid UTF-8 \(byte 8: b'\\xff'\)"):
     corpora.read_text(tmp_path / 'b.txt')
 
 

@@ -16,6 +16,7 @@ import pytest
 import lm_anatomy
 from lm_anatomy import checkpoint, engine
 from lm_anatomy.data import text
+from lm_anatomy.errors import CheckpointError
 from conftest import ROOT
 
 
@@ -286,3 +287,49 @@ def test_a_resume_measures_new_bests_against_the_best_checkpoint_on_disk(tiny_co
   assert vals[30] < min(vals[10], vals[20])  # the run still learns: step 30 is a new best
   assert (record['best_step'], record['best_val_loss']) == (30, vals[30])
   assert lm_anatomy.restore(w, best=True).step == 30
+
+
+def test_reading_a_run_leaves_the_save_in_flight_alone(tiny_config, tmp_path):
+  """Fault: `restore` (and so sample, evaluate, init_from) runs while the trainer is writing a checkpoint,
+  whose files sit in a temporary folder until it commits. Expect the reader to leave that folder, and
+  everything else in the workdir, as it was, and to refuse to write."""
+  tiny_config.steps = 10
+  w = tmp_path / 'run'
+  engine.train(tiny_config, w, progress=False)
+  in_flight = [w / 'checkpoints' / '20.orbax-checkpoint-tmp-1700000000000000',
+               w / 'best' / '20.orbax-checkpoint-tmp-1700000000000001']
+  for folder in in_flight:
+    folder.mkdir()
+    (folder / 'part').write_text('being written')
+  before = sorted(p.relative_to(w) for p in w.rglob('*'))
+  assert lm_anatomy.restore(w).step == 10 and lm_anatomy.restore(w, best=True).step == 10
+  assert sorted(p.relative_to(w) for p in w.rglob('*')) == before
+  reader = checkpoint.Checkpointer(w, reader=True)
+  try:
+    with pytest.raises(CheckpointError, match="opened to read"):
+      reader.save(20, {'w': np.zeros(3, np.float32)}, {})
+  finally:
+    reader.close()
+  # The trainer, which owns the workdir, clears what an unfinished save left when it starts again.
+  checkpoint.Checkpointer(w).close()
+  assert not any(folder.exists() for folder in in_flight)
+
+
+def test_a_signal_during_the_last_chunk_lets_the_run_finish(tiny_config, tmp_path, monkeypatch):
+  """Fault: SIGTERM comes while the last chunk (or the final evaluation) runs. The run is complete then:
+  expect its final record and best, not 'stopped by signal … run the same command to resume'. A signal
+  before the last chunk still stops the run."""
+  class Signalled(engine._StopFlag):
+    def __enter__(self):
+      super().__enter__()
+      self.signal = signal.SIGTERM
+      return self
+
+  monkeypatch.setattr(engine, '_StopFlag', Signalled)
+  tiny_config.steps = 2 * tiny_config.steps_per_dispatch
+  with pytest.raises(engine.Interrupted, match=f'at step {tiny_config.steps_per_dispatch}'):
+    engine.train(tiny_config, tmp_path / 'a', progress=False)
+  tiny_config.steps = tiny_config.steps_per_dispatch
+  record = engine.train(tiny_config, tmp_path / 'b', progress=False)
+  assert record['step'] == tiny_config.steps and record['best_step'] == tiny_config.steps
+  assert record['best_val_loss'] == record['val_loss']

@@ -119,6 +119,35 @@ def test_causal_attention_with_fewer_queries_than_keys_agrees_across_impls():
     np.testing.assert_allclose(tail, full[:, :, 2:], atol=1e-5)
 
 
+def test_bfloat16_attention_scores_accumulate_in_float32():
+  """In bfloat16 the einsum path takes q kᵀ in float32 (not rounded to bfloat16 first), as jax.nn's does:
+  the two agree exactly."""
+  q, k, v = (3 * jax.random.normal(jax.random.key(i), (2, 4, 16, 64)).astype(jnp.bfloat16) for i in range(3))
+  einsum = layers.dot_product_attention(q, k, v, causal=True, impl='einsum')
+  fused = layers.dot_product_attention(q, k, v, causal=True, impl='xla')
+  assert einsum.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(einsum, np.float32), np.asarray(fused, np.float32))
+
+
+def test_cudnn_attention_gets_a_mask_spanning_queries_and_keys(monkeypatch):
+  """cuDNN's fused attention reads a mask only as a bias of full [q_len, kv_len] extent, so a padding mask
+  [batch, 1, 1, kv_len] (BERT's) is broadcast before the call. jax.nn is stood in for here (no GPU)."""
+  q, k, v = (jax.random.normal(jax.random.key(i), (2, 3, 5, 4)) for i in range(3))
+  pad = jnp.array([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]
+  seen = []
+
+  def fake(*args, mask=None, implementation=None, **kw):
+    seen.append((implementation, mask.shape))
+    return jax.nn.dot_product_attention.__wrapped__(*args, mask=mask, implementation='xla', **kw)
+
+  fake.__wrapped__ = jax.nn.dot_product_attention
+  monkeypatch.setattr(jax.nn, 'dot_product_attention', fake)
+  got = layers.dot_product_attention(q, k, v, causal=False, mask=pad, impl='cudnn')
+  assert seen == [('cudnn', (2, 1, 5, 5))]
+  want = layers.dot_product_attention(q, k, v, causal=False, mask=pad, impl='einsum')
+  np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 def test_attention_dropout_rescales_the_kept_probabilities():
   """Training-mode attention dropout: softmax probabilities times the keep mask (bernoulli(rng, 1 − p) of
   their shape), divided by 1 − p, then times V; the fused impl falls back to it."""

@@ -204,6 +204,9 @@ def test_test_loss_is_makemores_mean_over_characters_and_end_tokens(names_data, 
   (tmp_path / 'test_names.txt').write_text(''.join(WORDS[i] + '\n' for i in TEST_LINES))
   scored = evaluate.evaluate_file(tmp_path / 'run', tmp_path / 'test_names.txt')
   assert scored['count'] == count and scored['loss'] == pytest.approx(record['test_loss'], rel=1e-6)
+  (tmp_path / 'capitals.txt').write_text('emma\n\nZoe\n')  # the error names the name, not only its character
+  with pytest.raises(DataError, match=r"name 2 \('Zoe'\): character 'Z' at position 0 is not in the vocabulary"):
+    evaluate.evaluate_file(tmp_path / 'run', tmp_path / 'capitals.txt')
   # `python -m lm_anatomy.sample` starts from the run's start token '.' (its default newline is unknown here).
   import subprocess, sys
   from conftest import ROOT
@@ -233,6 +236,14 @@ def test_fallback_test_split_is_ten_percent_up_to_1000():
   """Without test_split.txt the test set is 10% of the names, at most 1000 of them."""
   assert len(names_lib.test_indices(5_000)) == 500
   assert len(names_lib.test_indices(20_000)) == 1000
+
+
+def test_names_take_only_the_character_tokenizer(names_data):
+  """makemore's names are modelled character by character: another data.tokenizer is refused, not ignored."""
+  config = names_config()
+  config.data.tokenizer = 'bpe'
+  with pytest.raises(ConfigError, match="data.tokenizer must be 'char', got 'bpe'"):
+    data.build(config)
 
 
 def test_a_name_holding_the_boundary_character_is_a_data_error(names_data):

@@ -395,6 +395,16 @@ def test_sample_cli_hands_its_flags_to_generate(monkeypatch, capsys):
   assert cli('--max_new_tokens=0') == '--- sample 0\n.\n'
   assert restored[1] == ('w', False) and calls[1]['use_cache'] is True
   np.testing.assert_array_equal(calls[1]['prompt'], [tok.encode('.')])
+  # Words: the prompt and the new words print with a space between them; with neither a start token nor
+  # a newline in its vocabulary, a run needs --prompt.
+  run.tokenizer = tok = tokenizers.WordTokenizer(['to', 'be', 'or', 'not', 'a', 'b'])
+  out = cli('--prompt=to be', '--max_new_tokens=3')
+  assert out == f'--- sample 0\nto be {tok.decode(calls[2]["new"][0])}\n'
+  with pytest.raises(ConfigError, match='no start token and no newline to begin a sample from; give --prompt'):
+    cli()
+  run.tokenizer = tokenizers.CharTokenizer(list('abcdef'))  # characters, no newline among them
+  with pytest.raises(ConfigError, match='no start token and no newline'):
+    cli()
 
 
 def _lstm(x, p, h, c):

@@ -2,6 +2,7 @@
 import csv
 import pathlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -107,6 +108,9 @@ def test_tiny_sweep_runs_skips_finished_points_and_aggregates(names_data, tmp_pa
   # --aggregate_only (report.write) lists such a point as stale, without the figures of the other settings.
   stale_row, = report.sweep_rows(changed, out)
   assert stale_row['status'] == 'stale (optimizer.b2: 0.99 → 0.95)' and 'test_loss' not in stale_row
+  stale_out = tmp_path / 'stale'  # nor curves: its only point is stale, so there is nothing to plot
+  shutil.copytree(out / 'bigram,optimizer.lr=0.1', stale_out / 'bigram,optimizer.lr=0.1')
+  assert sorted(p.name for p in report.write(changed, stale_out)) == ['results.csv', 'results.md']
 
   paths = report.write(sw, out)
   assert sorted(p.name for p in paths) == ['final_test_loss.png', 'loss_curves.png', 'results.csv', 'results.md']

@@ -187,6 +187,15 @@ def test_bag_of_words_features(tiny_sst2):
     data.build(config)
 
 
+@pytest.mark.parametrize('name, arg', [('xor.py', 'mlp'), ('digits_mlp.py', '')])
+def test_a_tokenizer_on_numeric_inputs_is_a_config_error(name, arg):
+  """These corpora's inputs are numbers: a tokenizer other than the (unused) default is refused, not ignored."""
+  config = load_config(name, arg)
+  config.data.tokenizer = 'bpe'
+  with pytest.raises(ConfigError, match=f"data.tokenizer='bpe' makes no sense for data.corpus={config.data.corpus!r}"):
+    data.build(config)
+
+
 def test_logistic_regression_reaches_sklearns_optimum(tiny_sst2, tmp_path):
   """λ = 1/(C·N): the engine's objective is scikit-learn's LogisticRegression(C) objective over C·N."""
   config = load_config('sst2_bow.py')

@@ -1,9 +1,10 @@
 """makemore on names: bigram, FFNN (MLP), RNN, GRU, LSTM and GPT, each under makemore's training setup.
 
 Every variant: batch 32, 10,000 steps, AdamW (lr 5e-4, weight decay 0.01, betas 0.9/0.99), seed 3407,
-one name per row with a start/end token, makemore's 1,000-name test split. The neural models hold the
-learning rate at 5e-4 for 8,000 steps and anneal it linearly to 0 over the last 2,000 (warmup–stable–
-decay), and each epoch visits every training name once in a fresh order; makemore keeps the rate
+one name per row with a start/end token, makemore's 1,000-name test split (names/test_split.txt in
+$LM_ANATOMY_DATA; without it, a seeded split with a warning: see lm_anatomy/data/names.py). The neural
+models hold the learning rate at 5e-4 for 8,000 steps and anneal it linearly to 0 over the last 2,000
+(warmup–stable–decay), and each epoch visits every training name once in a fresh order; makemore keeps the rate
 constant and draws names with replacement, which ended 0.004–0.026 higher in test loss here. The
 bigram keeps makemore's setup (see below). makemore has no LSTM, so the LSTM's anneal (the last 5%) and
 Adam β₂ (0.999) were chosen on 1,000 training names held out as val (experiments/sweeps/names_lstm_tuning.py),

@@ -125,8 +125,9 @@ def read_text(path: pathlib.Path) -> str:
     raise DataError(f'{path} is empty')
   try:
     return raw.decode('utf-8-sig')
-  except UnicodeDecodeError as e:
-    raise DataError(f'{path} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})') from None
+  except UnicodeDecodeError as e:  # e.start counts from after a byte-order mark
+    at = e.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
+    raise DataError(f'{path} is not valid UTF-8 (byte {at}: {raw[at:at + 1]!r})') from None
 
 
 def read_lines(path: pathlib.Path) -> list[str]:

@@ -70,7 +70,10 @@ class NamesDataset:
     targets = np.full((n, T), end, np.int32)
     weights = np.zeros((n, T), np.float32)
     for i, w in enumerate(words):
-      ids = self.tokenizer.encode(w)
+      try:
+        ids = self.tokenizer.encode(w)
+      except DataError as e:
+        raise DataError(f'name {i + 1} ({w!r}): {e}') from None
       inputs[i, 1:1 + len(ids)] = ids
       targets[i, :len(ids)] = ids
       weights[i, :len(ids) + 1] = 1.0
@@ -148,6 +151,9 @@ def hold_out(splits: dict[str, list[str]], k: int) -> dict[str, list[str]]:
 
 
 def build_names(corpus: corpora.Corpus, config, process_index: int = 0, process_count: int = 1) -> NamesDataset:
+  if config.data.tokenizer != 'char':
+    raise ConfigError(f"data.corpus='names' models names character by character (makemore): data.tokenizer "
+                      f"must be 'char', got {config.data.tokenizer!r}")
   words = read_words(corpora.locate(corpus.files['names']))
   try:
     split_path = corpora.locate(corpus.files['test_split'], allow_download=False)

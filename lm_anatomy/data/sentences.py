@@ -23,8 +23,10 @@ ordinary token with probability 0.1, and left as it is with probability 0.1. All
 P = ⌊mask_prob · (seq_len − 2)⌋ + 1 slots hold the most any sequence can have.
 
 Every train batch is a pure function of (seed, step) (`np.random.default_rng([seed, step])`, and epoch
-permutations from `[seed, epoch]`); evaluation batches, their pairs and their masks are fixed, so
-evaluations at different steps score the same masked tokens. Process p of P keeps its rows of the
+permutations from `[seed, epoch]`): classification goes through the training sentences by epochs
+whatever `data.sampling` says; masked LM draws them with replacement (and refuses 'epochs'). Evaluation
+batches, their pairs and their masks are fixed, so evaluations at different steps score the same masked
+tokens. Process p of P keeps its rows of the
 global batch, as in data/text.py.
 
 Corpora:
@@ -348,6 +350,9 @@ build_sst2_text.from_file = _sst2_text_from_file
 
 
 def build_sst2_mlm(corpus, config, process_index: int = 0, process_count: int = 1) -> MaskedLMSentences:
+  if config.data.sampling != 'replacement':
+    raise ConfigError(f"masked-LM batches draw their sentences with replacement (data.sampling='replacement'); "
+                      f"data.sampling={config.data.sampling!r} is not offered for data.corpus={corpus.name!r}")
   train = sst2.read_labelled_lines(corpora.locate(corpus.files['train']))[1]
   val = sst2.read_labelled_lines(corpora.locate(corpus.files['dev']))[1]
   tokenizer = tokenizer_for(config, train)

@@ -26,7 +26,7 @@ import numpy as np
 
 from lm_anatomy import config as config_lib
 from lm_anatomy.data import corpora, tokenizers
-from lm_anatomy.errors import ConfigError
+from lm_anatomy.errors import ConfigError, DataError
 
 
 def rows_of_process(batch_size: int, process_index: int, process_count: int) -> slice:
@@ -84,9 +84,11 @@ class StreamLM:
     if seq_len <= 0:
       raise ConfigError('the sequence length (model.block_size or data.seq_len) must be > 0')
     for name, ids in splits.items():
-      if len(ids) < seq_len + 1:  # one window: seq_len inputs and the token after them
+      if name == 'train' and len(ids) < seq_len + 1:  # one window: seq_len inputs and the token after them
         raise ConfigError(f'model.block_size / data.seq_len ({seq_len}) is larger than the {name} split '
                           f'({len(ids)} tokens; a window needs {seq_len + 1})')
+      if len(ids) < 2:  # evaluation pads its last block, but needs one token to predict
+        raise DataError(f'the {name} split has {len(ids)} token{"s" * (len(ids) != 1)}; scoring it needs at least 2')
     if sampling == 'epochs' and 'train' in splits and len(splits['train']) < 2 * seq_len:
       raise ConfigError(f"data.sampling='epochs' needs a train split of at least 2·seq_len = {2 * seq_len} "
                         f"tokens (one window at any offset in [0, seq_len)); it has {len(splits['train'])}")

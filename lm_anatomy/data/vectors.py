@@ -20,7 +20,8 @@ Corpora (`config.data.corpus`):
               training sentences (`data.tokenizer = 'words'`); splits train and val (= the dev file)
   digits      scikit-learn's 8×8 digits, pixels / 16; a fixed split (permutation seed DATA_SEED) of 1257/180/360
               examples for train/val/test
-The inputs of all but sst2_bow are numbers; `data.tokenizer` is not used for them.
+The inputs of all but sst2_bow are numbers; `data.tokenizer` is not used for them. Training goes through
+the train split by epochs (a fresh permutation each), whatever `data.sampling` says.
 """
 from __future__ import annotations
 
@@ -152,9 +153,9 @@ class VectorDataset:
 
 
 def _check_no_tokenizer_needed(config, corpus) -> None:
-  if config.data.tokenizer == 'words':
-    raise ConfigError(f"data.tokenizer='words' makes no sense for data.corpus={corpus.name!r}, whose inputs "
-                      'are numbers; leave data.tokenizer at its default')
+  if config.data.tokenizer != 'char':
+    raise ConfigError(f"data.tokenizer={config.data.tokenizer!r} makes no sense for data.corpus={corpus.name!r}, "
+                      "whose inputs are numbers; leave data.tokenizer at its default ('char', unused)")
 
 
 def build_xor(corpus, config, process_index: int = 0, process_count: int = 1) -> VectorDataset:

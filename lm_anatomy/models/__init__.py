@@ -6,7 +6,7 @@ Class attributes every model sets (config.validate checks them against the task 
   tasks                               the task.name values it serves, e.g. ('causal_lm',)
   inputs                              'tokens' (ids [batch, length]) or 'vectors' ([batch, input_dim])
 Optional methods the engine and reports use when present:
-  check_config(cfg)                   static; raise ConfigError for bad sizes (cfg: the model section)
+  check_config(cfg)                   static; raise ConfigError for bad sizes (cfg: the model section + dtype)
   check_run(config)                   static; the same for settings across sections (the whole config)
   num_params(params)                  parameter count (for reports)
   flops_per_token(seq_len, params)    training FLOPs per token (for MFU)

@@ -94,7 +94,7 @@ class BERT(nn.Module):
       raise ConfigError(f'model.head={cfg.head!r} reads the pooled [CLS] vector; set model.pooler=True')
     if cfg.get('activation', 'gelu') not in layers.ACTIVATIONS:
       raise ConfigError(f'unknown model.activation={cfg.activation!r}; choose one of {sorted(layers.ACTIVATIONS)}')
-    layers.check_attention_impl(cfg.get('attention_impl', 'auto'))
+    layers.check_attention_impl(cfg.get('attention_impl', 'auto'), cfg.get('dtype', 'float32'))
     if not 0.0 <= cfg.get('dropout', 0.1) < 1.0:
       raise ConfigError(f'model.dropout must be in [0, 1), got {cfg.dropout}')
 

@@ -65,7 +65,7 @@ class GPT(nn.Module):
                         f"model.n_head ({cfg.get('n_head', 6)})")
     if cfg.get('activation', 'gelu_tanh') not in layers.ACTIVATIONS:
       raise ConfigError(f"unknown model.activation={cfg.activation!r}; choose one of {sorted(layers.ACTIVATIONS)}")
-    layers.check_attention_impl(cfg.get('attention_impl', 'auto'))
+    layers.check_attention_impl(cfg.get('attention_impl', 'auto'), cfg.get('dtype', 'float32'))
     if not 0.0 <= cfg.get('dropout', 0.0) < 1.0:
       raise ConfigError(f'model.dropout must be in [0, 1), got {cfg.dropout}')
     if cfg.get('weight_init', 'gpt2') not in INITS:

@@ -64,11 +64,14 @@ class Dense(nn.Module):
     return y.reshape(*x.shape[:-1], self.features)
 
 
-def check_attention_impl(impl: str) -> None:
-  """ConfigError for an unknown `model.attention_impl`, or 'cudnn' without a GPU."""
+def check_attention_impl(impl: str, dtype: str = 'float32') -> None:
+  """ConfigError for an unknown `model.attention_impl`, or 'cudnn' in float32 or without a GPU."""
   from lm_anatomy.errors import ConfigError
   if impl not in ATTENTION_IMPLS:
     raise ConfigError(f'unknown model.attention_impl={impl!r}; choose one of {list(ATTENTION_IMPLS)}')
+  if impl == 'cudnn' and jnp.dtype(dtype) not in (jnp.bfloat16, jnp.float16):
+    raise ConfigError(f"model.attention_impl='cudnn' needs dtype='bfloat16' or 'float16' (cuDNN's fused "
+                      f"attention has no {jnp.dtype(dtype).name} kernel); set the top-level dtype or use 'auto'")
   if impl == 'cudnn' and jax.default_backend() != 'gpu':
     raise ConfigError(f"model.attention_impl='cudnn' needs a GPU (this backend: {jax.default_backend()}); "
                       "use 'auto'")
@@ -101,12 +104,14 @@ def dot_product_attention(q, k, v, *, causal: bool, mask=None, impl: str = 'auto
     allowed = jnp.tril(jnp.ones((q_len, kv_len), bool), k=kv_len - q_len)
     mask, causal = (allowed if mask is None else (mask & allowed)), False
   if impl != 'einsum' and not dropout_rate:
+    if impl == 'cudnn' and mask is not None:  # cuDNN takes a mask only as a bias spanning [q_len, kv_len]
+      mask = jnp.broadcast_to(mask, (*mask.shape[:-2], q_len, kv_len))
     to_bthd = lambda t: jnp.swapaxes(t, 1, 2)
     out = jax.nn.dot_product_attention(to_bthd(q), to_bthd(k), to_bthd(v), mask=mask, is_causal=causal,
                                        implementation=impl)
     return to_bthd(out)
   scale = 1.0 / np.sqrt(q.shape[-1])
-  scores = jnp.einsum('bhqd,bhkd->bhqk', q, k).astype(jnp.float32) * scale
+  scores = jnp.einsum('bhqd,bhkd->bhqk', q, k, preferred_element_type=jnp.float32) * scale
   if mask is not None:
     scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(scores, axis=-1)
