@@ -12,8 +12,9 @@ the whole script and the val loss over the whole val split in non-overlapping bl
 same machine at the same time: a shared VM's speed moves by ±15% from one minute to the next.
 
 To separate the two sources of seed-to-seed spread, `--data_seed=S` keeps the initial weights of `--seed`
-and reseeds only the stream of training windows (by default it continues from the init, as nanoGPT's
-does), and `--windows=lm_anatomy` trains on the windows that our engine draws for seed S (`--data_seed`,
+and reseeds only the stream of training windows (by default it continues the generator after the init,
+as nanoGPT's does: the same scheme, not nanoGPT's exact batches, since nanoGPT also draws its evaluation
+batches from that generator and initialises through an lm_head), and `--windows=lm_anatomy` trains on the windows that our engine draws for seed S (`--data_seed`,
 else `--seed`), batch for batch.
 
 The model (d = 128, 4 layers, 4 heads, block 64, no biases):
@@ -99,9 +100,17 @@ def main():
   ap.add_argument('--data_seed', type=int, default=None, help='reseed the training windows only')
   ap.add_argument('--windows', choices=['torch', 'lm_anatomy'], default='torch',
                   help="torch.randint windows (nanoGPT's), or our engine's for the same seed")
-  ap.add_argument('--data', default=os.path.join(os.environ.get('LM_ANATOMY_DATA', '../shared/data'),
-                                                 'tinyshakespeare', 'input.txt'))
+  ap.add_argument('--data', default=None,
+                  help="tinyshakespeare's input.txt (default: lm_anatomy's lookup: $LM_ANATOMY_DATA, the cache, the URL)")
   args = ap.parse_args()
+  if args.data is None:
+    local = os.path.join(os.environ.get('LM_ANATOMY_DATA', ''), 'tinyshakespeare', 'input.txt')
+    if os.environ.get('LM_ANATOMY_DATA') and os.path.exists(local):
+      args.data = local   # without importing lm_anatomy (and JAX) into the timed run
+    else:
+      from lm_anatomy.data import corpora
+      from lm_anatomy.registry import CORPORA
+      args.data = str(corpora.locate(CORPORA.get('tinyshakespeare', 'data.corpus').files['text']))
   torch.manual_seed(args.seed)
   text = open(args.data).read()
   chars = sorted(set(text))

@@ -36,7 +36,7 @@ def main():
     model = GPT(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False)
     params = model.init(jax.random.key(0), jnp.zeros((1, 64), jnp.int32))['params']
   prompt = np.zeros((args.num_samples, 1), np.int32)
-  print(f'{args.num_samples} samples × {args.max_new_tokens} tokens, block_size {model.block_size}, '
+  print(f'{args.num_samples} samples × {args.max_new_tokens} tokens, block_size {getattr(model, "block_size", None)}, '
         f'device {jax.devices()[0].device_kind}')
   for use_cache in (True, False):
     generate.generate(model, params, prompt, args.max_new_tokens, jax.random.key(0), top_k=200, use_cache=use_cache)

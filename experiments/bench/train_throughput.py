@@ -45,7 +45,9 @@ def main():
   workdir.mkdir(parents=True)
   (workdir / MARKER).write_text('a workdir of experiments/bench/train_throughput.py, cleared on its next run\n')
   fresh = args.compilation_cache == 'fresh'
-  cache = tempfile.mkdtemp(prefix='xla_cache_') if fresh else args.compilation_cache
+  # Absolute, as the workdir: the run's command starts in the repository root.
+  cache = (tempfile.mkdtemp(prefix='xla_cache_') if fresh else args.compilation_cache if args.compilation_cache == 'off'
+           else str(pathlib.Path(args.compilation_cache).absolute()))
   try:
     run_bench(args, workdir, cache)
   finally:

@@ -68,8 +68,8 @@ def plot(results: list[dict], path: pathlib.Path) -> None:
     label = r['model'] + (f' (limit {r["context_limit"]})' if r['context_limit'] else '')
     ax.plot(c[free], loss[free], marker='o', color=color, label=label)
     if capped.any():
-      first = np.argmax(capped)
-      ax.plot(c[first - 1:], loss[first - 1:], linestyle=':', color=color)
+      first = max(int(np.argmax(capped)) - 1, 0)  # from the last free point, if there is one
+      ax.plot(c[first:], loss[first:], linestyle=':', marker='o' if first == 0 else None, color=color)
     if 'stateful_loss' in r:
       ax.axhline(r['stateful_loss'], linestyle='--', color=color, linewidth=1,
                  label=f'{r["model"]}, state carried over the whole text')

@@ -4,7 +4,8 @@ Trains each model, with the engine, from several random initialisations (config.
 reports the final training objective (mean loss + λ·R(θ) over the whole training set):
   - softmax regression on digits (digits_mlp.py:linear, weights initialised N(0, 1), full batch, Adam
     with lr 0.05 decaying to 0 over 2000 steps): the
-    objective is convex (strictly, with λ > 0), so every start ends at the same value;
+    objective is convex, so every start ends at the same value (the minimiser need not be unique: the
+    L2 term skips the biases, and adding one constant to every class's bias leaves softmax unchanged);
   - the MLP on digits (digits_mlp.py, full batch): the objective is not convex; final values differ;
   - an MLP with 2 tanh hidden units on XOR (xor.py:mlp with model.width = 2): some starts reach 0,
     others stop in a local minimum with one point wrong.
