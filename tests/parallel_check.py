@@ -150,6 +150,14 @@ def main(out_path):
     result[mode] = {'train_loss': rel_diff(train, base_train), 'val_loss': rel_diff(val, base_val),
                     'records': len(train), **params_diff(root / mode, root / 'single')}
   result['compile_sec'] = {mode: records(root / mode)[0]['compile_sec'] for mode in ('single', 'pmap', 'data', 'fsdp')}
+  # Two micro-batches of the same global batch give the same updates (each device's rows cut in two).
+  for mode in ('data', 'pmap'):
+    c = config(mode)
+    c.grad_accum_steps = 2
+    engine.train(c, root / f'{mode}_accum2', progress=False)
+    train, val = curve(root / f'{mode}_accum2')
+    result[f'{mode}_accum2'] = {'train_loss': rel_diff(train, base_train), 'val_loss': rel_diff(val, base_val),
+                                'records': len(train), **params_diff(root / f'{mode}_accum2', root / 'single')}
   # Portability: stop at 30 in one layout, resume in the other.
   for first, second in (('fsdp', 'single'), ('single', 'fsdp'), ('pmap', 'pmap')):
     w = root / f'{first}_to_{second}'
@@ -172,7 +180,7 @@ def main(out_path):
   result['bad_batch_error'] = config_error(bad, root / 'bad_batch')
   result['bad_batch_workdir_made'] = (root / 'bad_batch').exists()
   fsdp_state = lm_anatomy.restore(root / 'fsdp')  # an 8-device fsdp run, restored on one device
-  result['fsdp_restored_on'] = len(jax.tree.leaves(fsdp_state.params)[0].devices())
+  result['fsdp_restored_on'] = sorted({len(x.devices()) for x in jax.tree.leaves(fsdp_state.params)})
   # fsdp's rule: shard the largest axis that 8 devices divide; arrays under 1024 elements stay whole.
   from lm_anatomy import parallel
   fsdp = parallel.build(config('fsdp').parallel)

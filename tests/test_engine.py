@@ -376,7 +376,8 @@ def test_cli_compilation_cache_is_reused_with_identical_results(tiny_data, tmp_p
 
 def test_compilation_cache_off_leaves_jax_config_alone_and_passes_to_child_processes(monkeypatch):
   from lm_anatomy import cli
-  monkeypatch.delenv('LM_ANATOMY_COMPILATION_CACHE', raising=False)
+  monkeypatch.setenv('LM_ANATOMY_COMPILATION_CACHE', 'x')  # recorded, so that the 'off' set below is undone
+  monkeypatch.delenv('LM_ANATOMY_COMPILATION_CACHE')
   before = jax.config.jax_compilation_cache_dir
   assert cli.compilation_cache('off') is None
   assert jax.config.jax_compilation_cache_dir == before

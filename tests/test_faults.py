@@ -48,9 +48,10 @@ def _steps_on_disk(workdir):
   return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
 
 
-def _wait_for_checkpoint(proc, workdir, timeout=120):
+def _wait_for_checkpoint(proc, workdir, timeout=120, after=0):
+  """Waits until `workdir` holds a checkpoint of a step past `after` (the process must still run)."""
   t0 = time.time()
-  while not _steps_on_disk(workdir):
+  while not [s for s in _steps_on_disk(workdir) if s > after]:
     assert proc.poll() is None, proc.communicate()
     assert time.time() - t0 < timeout, 'no checkpoint appeared'
     time.sleep(0.05)
@@ -78,15 +79,16 @@ def test_preemption_saves_and_exits_cleanly(tiny_data, tmp_path, sig):
 def test_kill_9_at_random_moments_then_resume_is_bitwise_exact(tiny_data, tiny_config, tmp_path):
   """Fault: SIGKILL at random moments, three times. Expect every resume to work, and the final
   parameters to equal those of an uninterrupted run bit for bit."""
-  steps = 60
+  steps = 100
   engine.train(_config_like_cmd(tiny_config, steps), tmp_path / 'whole', progress=False)
   workdir = tmp_path / 'killed'
   rng = random.Random(0)
   kills = 0
   while kills < 3:
+    before = max(_steps_on_disk(workdir), default=0)
     proc = subprocess.Popen(_cmd(workdir, steps), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_checkpoint(proc, workdir)
-    time.sleep(rng.uniform(0.0, 1.5))
+    _wait_for_checkpoint(proc, workdir, after=before)  # the kill comes after this launch has trained and saved
+    time.sleep(rng.uniform(0.0, 0.25))
     if proc.poll() is not None:  # finished before the kill: start over so every kill lands mid-run
       import shutil
       shutil.rmtree(workdir)
@@ -94,6 +96,7 @@ def test_kill_9_at_random_moments_then_resume_is_bitwise_exact(tiny_data, tiny_c
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     kills += 1
+    assert max(_steps_on_disk(workdir)) > before  # this launch got further than the one before
     lm_anatomy.restore(workdir)  # whatever is on disk restores
   done = subprocess.run(_cmd(workdir, steps), cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr
@@ -101,7 +104,7 @@ def test_kill_9_at_random_moments_then_resume_is_bitwise_exact(tiny_data, tiny_c
   assert whole.step == killed.step == steps
   _assert_same_params(whole, killed)
   records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert [r['step'] for r in records] == [30, 60]
+  assert [r['step'] for r in records] == [30, 60, 90, 100]
 
 
 def _settle():
@@ -287,6 +290,22 @@ def test_a_resume_measures_new_bests_against_the_best_checkpoint_on_disk(tiny_co
   assert vals[30] < min(vals[10], vals[20])  # the run still learns: step 30 is a new best
   assert (record['best_step'], record['best_val_loss']) == (30, vals[30])
   assert lm_anatomy.restore(w, best=True).step == 30
+
+
+def test_a_resume_keeps_a_best_on_disk_that_nothing_beats(tiny_config, tmp_path):
+  """The other side of the test above: the best checkpoint on disk records a val loss (here -1) that the
+  resumed run's evaluations cannot beat, while the regular checkpoint's meta holds the real one. Expect no
+  new best: the bar comes from the best on disk, not from the meta and not from nothing."""
+  tiny_config.steps = 30
+  w = tmp_path / 'run'
+  engine.train(tiny_config, w, stop_after=20, progress=False)
+  metrics_file = w / 'best' / '20' / 'metrics' / 'metrics'
+  assert json.loads(metrics_file.read_text())['val_loss'] > 0
+  metrics_file.write_text(json.dumps({'val_loss': -1.0}))
+  record = engine.train(tiny_config, w, progress=False)
+  vals = {r['step']: r['val_loss'] for r in map(json.loads, (w / 'metrics.jsonl').read_text().splitlines())}
+  assert vals[30] < min(vals[10], vals[20])  # a new best by the meta's bar, or with no bar at all
+  assert record['best_step'] == 20 and sorted(int(d.name) for d in (w / 'best').iterdir() if d.name.isdigit()) == [20]
 
 
 def test_reading_a_run_leaves_the_save_in_flight_alone(tiny_config, tmp_path):

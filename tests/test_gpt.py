@@ -311,8 +311,10 @@ def test_bfloat16_compute_keeps_float32_params_and_logits(gpt):
   logits = apply(bf16, params, x)
   assert logits.dtype == jnp.float32
   ref = apply(model, params, x)
-  err = float(jnp.max(jnp.abs(logits - ref)))
-  assert 0 < err < 0.05  # bf16 rounding shows, but the function is the same
+  err, scale = float(jnp.max(jnp.abs(logits - ref))), float(jnp.max(jnp.abs(ref)))
+  # bf16 rounding shows (relative step 2⁻⁸ ≈ 0.4%; here 0.44% of the largest logit), but the function is
+  # the same: within 1% of the largest logit. Running LayerNorm or the residual stream in bf16 would not be.
+  assert 0 < err < 0.01 * scale, (err, scale)
 
 
 def test_cached_sampling_crops_the_prompt_and_draws_token_i_with_fold_in_i(gpt):

@@ -85,6 +85,32 @@ def test_gpt2_round_trip_is_exact(tmp_path):
   assert config['model_type'] == 'gpt2' and config['architectures'] == ['GPT2LMHeadModel']
 
 
+@pytest.mark.parametrize('head', ['pretrain', 'classify'])
+def test_bert_heads_match_transformers_and_export_its_tensors(tmp_path, head):
+  """BertForPreTraining / BertForSequenceClassification checkpoints written by Transformers (a padded batch
+  of sentence pairs): the masked-LM, next-sentence and classifier outputs agree with theirs, and an export
+  gives back their tensors, name for name and bit for bit."""
+  ref = np.load(FIXTURES / 'bert_tiny_reference.npz')
+  source = FIXTURES / f'bert_tiny_{head}'
+  p = lm_anatomy.from_pretrained(source)
+  assert p.config.model.head == head and p.config.model.n_layer == 2
+  out = p.model.apply({'params': p.params}, ref['input_ids'], attention_mask=ref['attention_mask'],
+                      token_type_ids=ref['token_type_ids'])
+  if head == 'pretrain':
+    mlm, nsp = out
+    assert mlm.shape == ref['prediction_logits'].shape == (3, 16, 40)
+    assert np.abs(np.asarray(mlm) - ref['prediction_logits']).max() < 1e-5
+    assert np.abs(np.asarray(nsp) - ref['seq_relationship_logits']).max() < 1e-5
+  else:
+    assert out.shape == ref['classify_logits'].shape == (3, 3)
+    assert np.abs(np.asarray(out) - ref['classify_logits']).max() < 1e-5
+  hf.export(p, tmp_path / 'out')
+  original, exported = (load_file(str(d / 'model.safetensors')) for d in (source, tmp_path / 'out'))
+  assert set(exported) == set(original)
+  for name, value in original.items():
+    np.testing.assert_array_equal(exported[name], value, err_msg=name)
+
+
 def _gpt_export_round_trip(tmp_path, **fields):
   """A tiny GPT with `fields`, exported and loaded back: (model, params, loaded Pretrained, config.json)."""
   from lm_anatomy import config as config_lib
@@ -95,7 +121,7 @@ def _gpt_export_round_trip(tmp_path, **fields):
   hf.export(Pretrained(config=config, model=model, params=params), tmp_path / 'out')
   back = lm_anatomy.from_pretrained(tmp_path / 'out')
   assert jax.tree.structure(back.params) == jax.tree.structure(params)
-  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params), strict=True):
     np.testing.assert_array_equal(a, b)
   return model, params, back, json.loads((tmp_path / 'out' / 'config.json').read_text())
 
@@ -188,7 +214,8 @@ def test_bert_round_trip_every_head(tmp_path, head):
   assert tensors[f'{prefix}encoder.layer.1.attention.self.key.weight'].shape == (8, 8)
   back = lm_anatomy.from_pretrained(tmp_path / head)
   assert back.config.model.head == head and back.info.get('num_classes', 0) == (3 if head == 'classify' else 0)
-  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
+  assert jax.tree.structure(params) == jax.tree.structure(back.params)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params), strict=True):
     np.testing.assert_array_equal(a, b)
 
 
@@ -332,7 +359,8 @@ def test_bert_head_without_architectures_follows_the_tensor_names(tmp_path, head
   _edit_config(out, architectures=...)
   back = lm_anatomy.from_pretrained(out)
   assert back.config.model.head == head
-  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params)):
+  assert jax.tree.structure(params) == jax.tree.structure(back.params)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back.params), strict=True):
     np.testing.assert_array_equal(a, b)
 
 
