@@ -26,8 +26,7 @@ Every train batch is a pure function of (seed, step) (`np.random.default_rng([se
 permutations from `[seed, epoch]`): classification goes through the training sentences by epochs
 whatever `data.sampling` says; masked LM draws them with replacement (and refuses 'epochs'). Evaluation
 batches, their pairs and their masks are fixed, so evaluations at different steps score the same masked
-tokens. Process p of P keeps its rows of the
-global batch, as in data/text.py.
+tokens. Process p of P keeps its rows of the global batch, as in data/text.py.
 
 Corpora:
   sst2_text   SST-2 sentences with their labels (train / val = the dev file), for classification
