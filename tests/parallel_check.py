@@ -145,19 +145,21 @@ def main(out_path):
   for mode in ('single', 'pmap', 'data', 'fsdp'):
     engine.train(config(mode), root / mode, progress=False)
   base_train, base_val = curve(root / 'single')
+
+  def against_single(workdir) -> dict:
+    train, val = curve(workdir)
+    return {'train_loss': rel_diff(train, base_train), 'val_loss': rel_diff(val, base_val), 'records': len(train),
+            **params_diff(workdir, root / 'single')}
+
   for mode in ('pmap', 'data', 'fsdp'):
-    train, val = curve(root / mode)
-    result[mode] = {'train_loss': rel_diff(train, base_train), 'val_loss': rel_diff(val, base_val),
-                    'records': len(train), **params_diff(root / mode, root / 'single')}
+    result[mode] = against_single(root / mode)
   result['compile_sec'] = {mode: records(root / mode)[0]['compile_sec'] for mode in ('single', 'pmap', 'data', 'fsdp')}
   # Two micro-batches of the same global batch give the same updates (each device's rows cut in two).
   for mode in ('data', 'pmap'):
     c = config(mode)
     c.grad_accum_steps = 2
     engine.train(c, root / f'{mode}_accum2', progress=False)
-    train, val = curve(root / f'{mode}_accum2')
-    result[f'{mode}_accum2'] = {'train_loss': rel_diff(train, base_train), 'val_loss': rel_diff(val, base_val),
-                                'records': len(train), **params_diff(root / f'{mode}_accum2', root / 'single')}
+    result[f'{mode}_accum2'] = against_single(root / f'{mode}_accum2')
   # Portability: stop at 30 in one layout, resume in the other.
   for first, second in (('fsdp', 'single'), ('single', 'fsdp'), ('pmap', 'pmap')):
     w = root / f'{first}_to_{second}'
